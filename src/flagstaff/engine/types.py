@@ -1,0 +1,95 @@
+"""Evaluation results: ``EvaluationDetail`` and the ``Reason``, ``ErrorCode`` and ``FlagType`` enums.
+
+Each enum has ``.openfeature``, the string OpenFeature uses for it, so the server (OFREP) and
+the OpenFeature provider translate in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class FlagType(Enum):
+    BOOLEAN = "boolean"
+    STRING = "string"
+    NUMBER = "number"
+    JSON = "json"
+
+    @property
+    def openfeature(self) -> str:
+        return _FLAG_TYPE_OF[self]
+
+
+# OpenFeature splits numbers into INTEGER and FLOAT; ours are one type, FLOAT covers both.
+_FLAG_TYPE_OF = {
+    FlagType.BOOLEAN: "BOOLEAN",
+    FlagType.STRING: "STRING",
+    FlagType.NUMBER: "FLOAT",
+    FlagType.JSON: "OBJECT",
+}
+
+
+class Reason(Enum):
+    """Why a value was served, in the order the engine checks (docs/evaluation.md)."""
+
+    ERROR = "ERROR"
+    DISABLED = "DISABLED"
+    PREREQUISITE_FAILED = "PREREQUISITE_FAILED"
+    TARGET_MATCH = "TARGET_MATCH"
+    RULE_MATCH = "RULE_MATCH"
+    SPLIT = "SPLIT"
+    FALLTHROUGH = "FALLTHROUGH"
+    DEFAULT = "DEFAULT"
+
+    @property
+    def openfeature(self) -> str:
+        return _REASON_OF[self]
+
+
+# OpenFeature's reason is an open string set; the standard values cover all but
+# PREREQUISITE_FAILED, which OpenFeature has no word for and is passed through by name.
+# A fixed fallthrough is OpenFeature's DEFAULT ("no targeting matched, configured value").
+_REASON_OF = {
+    Reason.ERROR: "ERROR",
+    Reason.DISABLED: "DISABLED",
+    Reason.PREREQUISITE_FAILED: "PREREQUISITE_FAILED",
+    Reason.TARGET_MATCH: "TARGETING_MATCH",
+    Reason.RULE_MATCH: "TARGETING_MATCH",
+    Reason.SPLIT: "SPLIT",
+    Reason.FALLTHROUGH: "DEFAULT",
+    Reason.DEFAULT: "DEFAULT",
+}
+
+
+class ErrorCode(Enum):
+    FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+    TYPE_MISMATCH = "TYPE_MISMATCH"
+    PARSE_ERROR = "PARSE_ERROR"
+    GENERAL = "GENERAL"
+
+    @property
+    def openfeature(self) -> str:
+        # The names are OpenFeature's own error codes.
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationDetail:
+    """One evaluation's outcome. Immutable and shared: static outcomes are built at compile time.
+
+    ``value`` of a json flag is the compiled variant value itself; treat it as read-only.
+    ``version`` is the flag's version (``None`` for errors about a flag that is not there).
+    """
+
+    value: Any
+    variant: str | None
+    reason: Reason
+    rule_id: str | None = None
+    rule_index: int | None = None
+    prerequisite_key: str | None = None
+    error_code: ErrorCode | None = None
+    error_message: str | None = None
+    flag_key: str | None = None
+    version: int | None = None
