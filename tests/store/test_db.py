@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from flagstaff.errors import Invalid, Unavailable
+from flagstaff.store import Store
+from flagstaff.store.db import normalise_url
+
+
+def test_postgres_urls_use_psycopg3() -> None:
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(Invalid) as info:
+        normalise_url("mysql://u@h/db")
+    assert info.value.details["field"] == "database_url"
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    versions = resources.files("flagstaff.store").joinpath("migrations", "versions")
+    assert any(p.name.startswith("0001") for p in versions.iterdir())
+    assert resources.files("flagstaff.store").joinpath("migrations", "env.py").is_file()
+
+
+def test_unreachable_database_is_unavailable(unused_port: int) -> None:
+    with pytest.raises(Unavailable):
+        Store.open(f"postgresql://postgres@127.0.0.1:{unused_port}/nope?connect_timeout=2")
+
+
+def test_ping_succeeds_on_a_reachable_database(database_url: str) -> None:
+    store = Store.open(database_url)
+    store.ping()
+    store.close()
+
+
+def test_reopening_keeps_data_and_does_not_recreate_deleted_defaults(database_url: str) -> None:
+    first = Store.open(database_url)
+    try:
+        first.delete_environment(key="development", actor="admin")
+        first.create_environment(key="qa", name="QA", actor="admin")
+    finally:
+        first.close()
+    second = Store.open(database_url)
+    try:
+        assert {e.key for e in second.list_environments()} == {"staging", "production", "qa"}
+        assert second.latest_event_id() == 2
+    finally:
+        second.close()
