@@ -1,0 +1,129 @@
+"""Request bodies and documented response shapes.
+
+The flag and segment models describe the full canonical shape (contract §1, §2) for OpenAPI and
+reject wrong JSON types early, but they pass everything through (``extra="allow"``): the real
+validation is the engine's ``validate_flag``/``validate_segment``, whose ``DefinitionError``
+path becomes ``details.field``.  Strict mode keeps pydantic from coercing ``"true"`` to True
+behind the engine's back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    def payload(self) -> dict[str, Any]:
+        """The body as sent (unset fields left out, extras kept) for the engine to validate."""
+        return self.model_dump(exclude_unset=True)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FlagEnvironmentIn(_Open):
+    enabled: bool = False
+    prerequisites: list[dict[str, Any]] = Field(default_factory=list)
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="Ordered rules; first match wins")
+    fallthrough: dict[str, Any] | None = None
+
+
+class FlagIn(_Open):
+    """A flag definition (contract §1); server fields (state, version, timestamps) are ignored."""
+
+    key: str = Field(max_length=128, examples=["new-checkout"])
+    name: str | None = Field(default=None, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    type: Literal["boolean", "string", "number", "json"] = "boolean"
+    kind: str = "release"
+    variants: dict[str, Any] | None = None
+    off_variant: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    owner: str = Field(default="", max_length=200)
+    salt: str | None = None
+    environments: dict[str, FlagEnvironmentIn] = Field(default_factory=dict)
+
+
+class FlagReplaceIn(FlagIn):
+    """``PUT`` body: the key may be left out; if given it must equal the path key."""
+
+    key: str = Field(default="", max_length=128)
+
+
+class ToggleIn(_Closed):
+    enabled: bool
+
+
+class SegmentIn(_Open):
+    key: str = Field(max_length=128, examples=["beta-users"])
+    name: str | None = Field(default=None, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    included: list[str] = Field(default_factory=list)
+    excluded: list[str] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SegmentReplaceIn(SegmentIn):
+    key: str = Field(default="", max_length=128)
+
+
+class EnvironmentIn(_Closed):
+    key: str = Field(max_length=128, examples=["qa"])
+    name: str | None = Field(default=None, max_length=200)
+
+
+class TokenIn(_Closed):
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["management", "sdk-server", "sdk-client"]
+    role: Literal["admin", "editor", "viewer"] | None = Field(
+        default=None, description="management tokens only"
+    )
+    environment: str | None = Field(default=None, description="SDK keys only: the bound environment")
+
+
+class EvaluateIn(_Closed):
+    flag: str = Field(max_length=128)
+    context: dict[str, Any] = Field(default_factory=dict)
+    environment: str | None = Field(default=None, description="required for management tokens")
+    default: Any = Field(default=None, description="served with reason ERROR when evaluation fails")
+
+
+class EvaluateAllIn(_Closed):
+    context: dict[str, Any] = Field(default_factory=dict)
+    environment: str | None = None
+
+
+class OfrepIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvaluationOut(BaseModel):
+    key: str
+    value: Any
+    variant: str | None
+    reason: str
+    rule_id: str | None
+    rule_index: int | None
+    prerequisite_key: str | None
+    error_code: str | None
+    error_message: str | None
+    version: int | None
+
+
+class EvaluationsOut(BaseModel):
+    environment: str
+    version: int
+    flags: dict[str, EvaluationOut]
+
+
+class PageOut(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None

@@ -1,0 +1,3 @@
+"""Route modules, one per resource; each exposes ``router``."""
+
+from __future__ import annotations

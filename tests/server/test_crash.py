@@ -1,0 +1,101 @@
+"""Crash safety (issue 2, done-when): SIGKILL a real server mid-stream of writes, restart it on
+the same database, and find every acknowledged write present and flag state = last audit entry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.server.conftest import ADMIN_SECRET, auth
+
+FLAGS = ("crash-a", "crash-b", "crash-c")
+
+
+@contextmanager
+def server_process(database_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = os.environ | {
+        "FLAGSTAFF_BOOTSTRAP_TOKEN": ADMIN_SECRET, "FLAGSTAFF_DEMO": "false",
+        "FLAGSTAFF_STREAM_POLL_INTERVAL_SECONDS": "5",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flagstaff.server", "--port", str(port), "--database-url", database_url],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+
+
+def write_until_dead(url: str, acked: list[dict[str, Any]]) -> None:
+    n = 0
+    with httpx.Client(base_url=url, headers=auth(ADMIN_SECRET), timeout=5) as http:
+        while True:
+            key = FLAGS[n % len(FLAGS)]
+            try:
+                response = http.patch(f"/flags/{key}", json={"description": f"write-{n}"})
+            except httpx.TransportError:
+                return
+            if response.is_success:
+                acked.append(response.json())
+            n += 1
+
+
+@pytest.mark.slow
+def test_sigkill_mid_writes_loses_no_acknowledged_write(database_url: str, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    acked: list[dict[str, Any]] = []
+    with server_process(database_url, log) as (proc, url):
+        with httpx.Client(base_url=url, headers=auth(ADMIN_SECRET)) as http:
+            for key in FLAGS:
+                assert http.post("/flags", json={"key": key, "type": "boolean"}).status_code == 201
+        writer = threading.Thread(target=write_until_dead, args=(url, acked))
+        writer.start()
+        deadline = time.monotonic() + 20
+        while len(acked) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        writer.join(timeout=30)
+    assert len(acked) >= 30, "the writer never got going"
+
+    with server_process(database_url, log) as (_, url), httpx.Client(
+        base_url=url, headers=auth(ADMIN_SECRET), timeout=10
+    ) as http:
+        for key in FLAGS:
+            current = http.get(f"/flags/{key}").json()
+            history = http.get(f"/flags/{key}/audit", params={"limit": 500}).json()["items"]
+            assert history[-1]["after"] == current, "flag state differs from its last audit entry"
+            assert [h["after"]["version"] for h in history] == list(range(1, current["version"] + 1))
+            audited = {(h["after"]["version"], h["after"]["description"]) for h in history}
+            mine = [a for a in acked if a["key"] == key]
+            assert mine
+            for write in mine:
+                assert (write["version"], write["description"]) in audited
+            assert current["version"] >= max(w["version"] for w in mine)

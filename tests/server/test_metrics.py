@@ -1,0 +1,70 @@
+"""``/metrics`` of a real server process, parsed with prometheus-client's text parser."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.server.test_stream_harness import Api, ServerProcess, bearer, running_server, sse
+
+
+def scrape(server: ServerProcess, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """Every sample as ``name{label=value,...}`` -> value."""
+    response = httpx.get(f"{server.url}/metrics", headers=headers or {}, timeout=10)
+    assert response.status_code == 200, response.text
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def test_metrics_count_clients_events_and_request_latency_by_route(tmp_path: Path) -> None:
+    with running_server(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path) as server, \
+            Api(server) as api:
+        key = api.sdk_key()
+        api.create_flag("counted")
+        assert api.client.get("/flags/counted").status_code == 200
+        assert api.client.get("/no/such/path/123").status_code == 404
+
+        async def scenario() -> None:
+            async with sse(server, key) as first, sse(server, key) as second:
+                await first.next()
+                await second.next()
+                during = scrape(server)
+                assert during["flagstaff_stream_clients{transport=sse}"] == 2
+                api.toggle("counted", False)
+                await first.next()
+                await second.next()
+            after = scrape(server)
+            assert after["flagstaff_stream_events_sent_total{event=put,transport=sse}"] == 2
+            assert after["flagstaff_stream_events_sent_total{event=flag_updated,transport=sse}"] == 2
+            assert after["flagstaff_changefeed_events_total{}"] >= 1
+
+        asyncio.run(scenario())
+        samples = scrape(server)
+        # The gauge falls back once the clients are gone (the server notices the disconnect).
+        assert samples["flagstaff_stream_clients{transport=sse}"] == 0
+        by_route = "flagstaff_http_request_duration_seconds_count{method=GET,route=/flags/{key},status=200}"
+        assert samples[by_route] == 1
+        unmatched = "flagstaff_http_request_duration_seconds_count{method=GET,route=<unmatched>,status=404}"
+        assert samples[unmatched] == 1
+        # Raw paths never become labels.
+        assert not any("/flags/counted" in name or "123" in name for name in samples)
+        assert samples["flagstaff_stream_slow_consumers_dropped_total{transport=sse}"] == 0
+
+
+def test_metrics_token_protects_the_endpoint_when_set(tmp_path: Path) -> None:
+    token = "metrics-secret"
+    with running_server(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path,
+                        FLAGSTAFF_STREAM_METRICS_TOKEN=token) as server:
+        refused = httpx.get(f"{server.url}/metrics", timeout=10)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthorized"
+        wrong = httpx.get(f"{server.url}/metrics", headers=bearer("nope"), timeout=10)
+        assert wrong.status_code == 401
+        assert "flagstaff_stream_clients{transport=sse}" in scrape(server, bearer(token))
