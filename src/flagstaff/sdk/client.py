@@ -1,0 +1,331 @@
+"""The SDK client: local evaluation from an in-memory cache kept fresh by a background thread.
+
+Evaluation never touches the network or a lock: each call loads the current compiled engine
+Snapshot (a reference the sync thread swaps atomically) and evaluates it. Nothing in evaluation
+raises; a missing flag, a wrong type or missing data returns the caller's default with an error
+code. Before any data has arrived, calls return the default with error ``PROVIDER_NOT_READY``
+unless a cache file (``cache_path``), a ``bootstrap`` snapshot or an offline flag file was loaded.
+
+Evaluation is synchronous but non-blocking, so it is safe to call directly from async code
+(FastAPI, Starlette); only waiting for the first snapshot needs ``await
+client.wait_until_ready_async()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import os
+import weakref
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flagstaff.engine import ErrorCode, EvaluationDetail, FlagType, Reason, resolve_flag
+from flagstaff.sdk.cache import CacheWriter, read_snapshot
+from flagstaff.sdk.listeners import ChangeCallback, ClientStatus, Listeners, StatusCallback
+from flagstaff.sdk.options import SyncOptions
+from flagstaff.sdk.state import FlagState
+from flagstaff.sdk.sync import SyncThread
+
+log = logging.getLogger("flagstaff.sdk")
+
+_BOOLEAN, _STRING, _NUMBER, _JSON = FlagType.BOOLEAN, FlagType.STRING, FlagType.NUMBER, FlagType.JSON
+_EMPTY: Mapping[str, Any] = {}
+# The engine's enums gain these members for the SDK; until then the nearest general ones
+# are used and the message says which condition it is.
+NOT_READY_CODE: ErrorCode = getattr(ErrorCode, "PROVIDER_NOT_READY", ErrorCode.GENERAL)
+STALE_REASON: Reason | None = getattr(Reason, "STALE", None)
+
+_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+# Objects inherited across fork() are kept alive, never closed, in the child: their sockets
+# belong to the parent's connections too, and closing them could disturb the parent.
+_inherited_after_fork: list[object] = []
+
+
+class Client:
+    """A Flagstaff client for one server-side SDK key (one environment).
+
+    ``Client(url, sdk_key=...)`` starts syncing at once in a daemon thread;
+    ``Client.offline(path)`` evaluates a local flag file and never connects.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        sdk_key: str | None = None,
+        cache_path: str | os.PathLike[str] | None = None,
+        bootstrap: Mapping[str, Any] | None = None,
+        offline_file: str | os.PathLike[str] | None = None,
+        environment: str = "production",
+        options: SyncOptions | None = None,
+    ) -> None:
+        self._options = options or SyncOptions()
+        self._state = FlagState()
+        self._listeners = Listeners()
+        self._closed = False
+        self._sync: SyncThread | None = None
+        self._cache: CacheWriter | None = None
+        self._status = ClientStatus.NOT_READY
+        self._status_message: str | None = None
+
+        if offline_file is not None:
+            self._load_offline(offline_file, environment)
+        elif bootstrap is not None:
+            self._state.replace(bootstrap)
+        elif cache_path is not None:
+            cached = read_snapshot(cache_path)
+            if cached is not None:
+                try:
+                    self._state.replace(cached)
+                    log.info("flagstaff: serving %d flags from cache %s", len(cached["flags"]), cache_path)
+                except ValueError as exc:
+                    log.warning("flagstaff: ignoring cache %s: %s", cache_path, exc)
+        if self._state.ready:
+            self._status = ClientStatus.READY
+        if offline_file is not None or base_url is None:
+            return
+        if not sdk_key:
+            raise ValueError("sdk_key is required when a base_url is given")
+        if cache_path is not None:
+            self._cache = CacheWriter(cache_path, self._state.raw, self._options.cache_write_interval)
+            self._cache.start()
+        self._sync = SyncThread(
+            base_url=base_url,
+            sdk_key=sdk_key,
+            state=self._state,
+            options=self._options,
+            changed=self._on_changed,
+            status=self._set_status,
+        )
+        if self._state.ready:
+            self._sync.ready.set()
+        _live_clients.add(self)
+        self._sync.start()
+
+    @classmethod
+    def offline(cls, path: str | os.PathLike[str], environment: str = "production") -> Client:
+        """A client that evaluates a local YAML/JSON flag file (tests, CI, air-gapped hosts)."""
+        return cls(offline_file=path, environment=environment)
+
+    def _load_offline(self, path: str | os.PathLike[str], environment: str) -> None:
+        from flagstaff.flagfile import load_file
+
+        loaded = load_file(Path(path))
+        self._state.replace(
+            {
+                "environment": environment,
+                "version": 0,
+                "flags": {f["key"]: resolve_flag(f, environment) for f in loaded.flags},
+                "segments": {s["key"]: s for s in loaded.segments},
+            }
+        )
+
+    # -- evaluation (hot path: one attribute load, one engine call) -------------------------
+
+    def bool(self, key: str, context: Mapping[str, Any] | None = None, default: bool = False) -> bool:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return default
+        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_BOOLEAN).value  # type: ignore[no-any-return]
+
+    def string(self, key: str, context: Mapping[str, Any] | None = None, default: str = "") -> str:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return default
+        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_STRING).value  # type: ignore[no-any-return]
+
+    def number(
+        self, key: str, context: Mapping[str, Any] | None = None, default: float = 0
+    ) -> float:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return default
+        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_NUMBER).value  # type: ignore[no-any-return]
+
+    def json(self, key: str, context: Mapping[str, Any] | None = None, default: Any = None) -> Any:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return default
+        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_JSON).value
+
+    def detail(
+        self,
+        key: str,
+        context: Mapping[str, Any] | None = None,
+        default: Any = None,
+        *,
+        expected_type: FlagType | None = None,
+    ) -> EvaluationDetail:
+        """Value, variant, reason, rule and error of one evaluation.
+
+        Reason is ``STALE`` while the cache is out of contact with the server for longer than
+        the staleness limit (the value is still the cached flag's).
+        """
+        state = self._state
+        snapshot = state.snapshot
+        if snapshot is None:
+            return not_ready(key, default)
+        result = snapshot.evaluate(key, context or _EMPTY, default, expected_type=expected_type)
+        if state.stale and STALE_REASON is not None and result.error_code is None:
+            return _with_reason(result, STALE_REASON)
+        return result
+
+    def all_flags(self, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every flag's value for the context (empty before the first snapshot)."""
+        return {key: d.value for key, d in self.all_details(context).items()}
+
+    def all_details(self, context: Mapping[str, Any] | None = None) -> dict[str, EvaluationDetail]:
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return {}
+        return snapshot.evaluate_all(context or _EMPTY)
+
+    # -- status ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> builtins.bool:
+        return self._state.ready
+
+    @property
+    def stale(self) -> builtins.bool:
+        return self._state.stale
+
+    @property
+    def status(self) -> ClientStatus:
+        return self._status
+
+    @property
+    def error(self) -> str | None:
+        """Why syncing stopped for good (e.g. the SDK key was refused), else None."""
+        return self._sync.fatal if self._sync is not None else None
+
+    @property
+    def version(self) -> int | None:
+        """The change-event id the cache is at."""
+        return self._state.version
+
+    def wait_until_ready(self, timeout: float | None = None) -> builtins.bool:
+        """Block until flag data is loaded; False on timeout or on a fatal error (see ``error``)."""
+        if self._state.ready:
+            return True
+        if self._sync is None:
+            return False
+        self._sync.ready.wait(timeout)
+        return self._state.ready
+
+    async def wait_until_ready_async(self, timeout: float | None = None) -> builtins.bool:
+        """``wait_until_ready`` for asyncio code: waits without blocking the event loop."""
+        if self._state.ready or self._sync is None or self._sync.fatal is not None:
+            return self._state.ready
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake(status: ClientStatus, message: str | None) -> None:
+            if status in (ClientStatus.READY, ClientStatus.ERROR):
+                loop.call_soon_threadsafe(_resolve, done)
+
+        remove = self._listeners.add_status(wake)
+        try:
+            if not (self._state.ready or self._sync.fatal is not None):
+                await asyncio.wait_for(asyncio.shield(done), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            remove()
+        return self._state.ready
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def on_change(self, callback: ChangeCallback, key: str | None = None) -> Callable[[], None]:
+        """Call ``callback(flag_key)`` after a flag (or ``key`` only) changes; returns remover.
+
+        Callbacks run on the sync thread, after the new data is visible to evaluations.
+        """
+        return self._listeners.add_change(callback, key)
+
+    def on_status(self, callback: StatusCallback) -> Callable[[], None]:
+        """Call ``callback(status, message)`` on READY, STALE and ERROR transitions."""
+        return self._listeners.add_status(callback)
+
+    def _on_changed(self, keys: set[str]) -> None:
+        if self._cache is not None:
+            self._cache.mark_dirty()
+        if keys:
+            self._listeners.notify_changes(keys)
+
+    def _set_status(self, status: ClientStatus, message: str | None) -> None:
+        self._status, self._status_message = status, message
+        self._listeners.notify_status(status, message)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the sync and cache threads and close connections; evaluation keeps working."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sync is not None:
+            self._sync.stop()
+        if self._cache is not None:
+            self._cache.stop()
+        _live_clients.discard(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _after_fork_in_child(self) -> None:
+        self._listeners.reinit_after_fork()
+        self._state.reinit_after_fork()
+        if self._cache is not None:
+            self._cache.forget_thread()
+            self._cache.start()
+        if self._sync is not None:
+            _inherited_after_fork.extend(self._sync.restart_after_fork())
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def not_ready(key: str, default: Any) -> EvaluationDetail:
+    return EvaluationDetail(
+        value=default,
+        variant=None,
+        reason=Reason.ERROR,
+        error_code=NOT_READY_CODE,
+        error_message="PROVIDER_NOT_READY: no flag data has been loaded yet",
+        flag_key=key,
+    )
+
+
+def _with_reason(detail: EvaluationDetail, reason: Reason) -> EvaluationDetail:
+    return EvaluationDetail(
+        detail.value, detail.variant, reason, detail.rule_id, detail.rule_index,
+        detail.prerequisite_key, detail.error_code, detail.error_message, detail.flag_key,
+        detail.version,
+    )
+
+
+def _restart_clients_in_child() -> None:
+    for client in list(_live_clients):
+        try:
+            client._after_fork_in_child()
+        except Exception:
+            log.exception("flagstaff: could not restart the client after fork")
+
+
+os.register_at_fork(after_in_child=_restart_clients_in_child)
+
