@@ -16,7 +16,7 @@ from typing import Any
 import mmh3
 
 from flagstaff.engine.bucketing import BUCKETS, range_ends
-from flagstaff.engine.indexing import group_membership_rules
+from flagstaff.engine.indexing import Outcome, group_membership_rules
 from flagstaff.engine.operators import (
     Context,
     Match,
@@ -25,13 +25,16 @@ from flagstaff.engine.operators import (
     make_getter,
     targeting_key,
 )
-from flagstaff.engine.types import EvaluationDetail, FlagType, Reason
+from flagstaff.engine.types import EvaluationDetail, FlagType, Reason, static_detail
 
 MAX_PREREQUISITE_DEPTH = 32
 
 Serve = Callable[[Context], EvaluationDetail]
 FlagFn = Callable[[Context, int, "Table"], EvaluationDetail]
 Table = Mapping[str, tuple[FlagType, FlagFn]]
+
+
+_hash = mmh3.hash
 
 
 class PrerequisiteDepthExceeded(Exception):
@@ -83,35 +86,70 @@ def compile_segment(segment: Mapping[str, Any], segments: SegmentLookup) -> Matc
     return in_segment
 
 
-def _serve(
-    serve: Mapping[str, Any],
+def _split(
+    rollout: Mapping[str, Any],
     flag: Mapping[str, Any],
     detail: Callable[[str], EvaluationDetail],
     off_detail: EvaluationDetail,
 ) -> Serve:
-    """A fixed variant or a percentage split; ``detail(variant)`` builds the static outcomes."""
-    if "variant" in serve:
-        fixed = detail(serve["variant"])
-        return lambda ctx: fixed
-    rollout = serve["rollout"]
+    """A percentage split; ``detail(variant)`` builds the static outcomes."""
     variations = rollout["variations"]
     ends = tuple(range_ends([round(v["weight"] * 1000) for v in variations]))
     details = tuple(detail(v["variant"]) for v in variations)
     prefix = f"{rollout.get('salt') or flag.get('salt') or flag['key']}."
-    get = make_getter(rollout.get("bucket_by") or "key")
-    hash_ = mmh3.hash
+    bucket_by = rollout.get("bucket_by") or "key"
+
+    if bucket_by in ("key", "targeting_key"):
+
+        # Captured through defaults, not closure cells: one tuple instead of a cell per name,
+        # i.e. fewer objects per flag for the cyclic GC to walk in a 10,000-flag snapshot
+        # (and local loads on the hot path).  Callers pass only ``ctx``.
+        def split_by_key(
+            ctx: Context, details: tuple[EvaluationDetail, ...] = details,
+            ends: tuple[int, ...] = ends, prefix: str = prefix, off_detail: EvaluationDetail = off_detail,
+        ) -> EvaluationDetail:
+            # targeting_key() inlined: the W2 hot path.
+            value = ctx.get("targeting_key")
+            if value is None:
+                value = ctx.get("targetingKey")
+                if value is None:
+                    value = ctx.get("key")
+            if value.__class__ is not str:
+                value = _bucket_string(value)
+                if value is None:
+                    return off_detail
+            return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
+
+        return split_by_key
+
+    get = make_getter(bucket_by)
 
     def split(ctx: Context) -> EvaluationDetail:
         value = get(ctx)
         if value.__class__ is not str:
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)
-            elif not isinstance(value, str):
-                # No bucketing value: the off variant, deterministically (docs/evaluation.md).
+            value = _bucket_string(value)
+            if value is None:
                 return off_detail
-        return details[bisect_right(ends, (hash_(prefix + value, 0, False) * BUCKETS) >> 32)]
+        return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
 
     return split
+
+
+def _bucket_string(value: Any) -> str | None:
+    """A non-``str``-class bucketing value: integers in decimal; ``None`` = no bucketing value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    # No bucketing value: the off variant, deterministically (docs/evaluation.md).
+    return None
+
+
+def _constant(detail: EvaluationDetail) -> Serve:
+    return lambda ctx: detail
+
+
+_FLAG_TYPES = {t.value: t for t in FlagType}
 
 
 def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[FlagType, FlagFn]:
@@ -120,19 +158,21 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
     version: int = flag.get("version", 1)
     variants: Mapping[str, Any] = flag["variants"]
     off: str = flag["off_variant"]
-    flag_type = FlagType(flag["type"])
-
-    def make(variant: str, reason: Reason, **extra: Any) -> EvaluationDetail:
-        return EvaluationDetail(
-            variants[variant], variant, reason, flag_key=key, version=version, **extra
-        )
+    flag_type = _FLAG_TYPES[flag["type"]]
 
     if not flag["enabled"]:
-        disabled = make(off, Reason.DISABLED)
+        disabled = static_detail(variants[off], off, Reason.DISABLED, None, None, None, key, version)
         return flag_type, lambda ctx, depth, table: disabled
 
+    def make(
+        variant: str, reason: Reason, rule_id: str | None = None, rule_index: int | None = None
+    ) -> EvaluationDetail:
+        return static_detail(variants[variant], variant, reason, rule_id, rule_index, None, key, version)
+
     prerequisites = tuple(
-        (p["flag"], p["variant"], make(off, Reason.PREREQUISITE_FAILED, prerequisite_key=p["flag"]))
+        (p["flag"], p["variant"], static_detail(
+            variants[off], off, Reason.PREREQUISITE_FAILED, None, None, p["flag"], key, version
+        ))
         for p in flag["prerequisites"]
     )
     targets: dict[str, EvaluationDetail] = {}
@@ -140,38 +180,98 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         hit = make(target["variant"], Reason.TARGET_MATCH)
         for value in target["values"]:
             targets.setdefault(value, hit)  # a key listed under two variants: the first wins
-    compiled_rules: list[tuple[Mapping[str, Any], Match, Serve]] = []
-    for index, rule in enumerate(flag["rules"]):
-        rule_reason = {"rule_id": rule["id"], "rule_index": index}
-        compiled_rules.append((
-            rule,
-            compile_rule_match(rule, segments),
-            _serve(
-                rule["serve"],
+    raw_rules: list[Mapping[str, Any]] = flag["rules"]
+    outcomes: list[Outcome] = []
+    rule_match = Reason.RULE_MATCH
+    for index, rule in enumerate(raw_rules):
+        rule_id = rule["id"]
+        serve = rule["serve"]
+        if "variant" in serve:
+            variant = serve["variant"]
+            outcomes.append(static_detail(
+                variants[variant], variant, rule_match, rule_id, index, None, key, version
+            ))
+        else:
+            outcomes.append(_split(
+                serve["rollout"],
                 flag,
-                lambda v, extra=rule_reason: make(v, Reason.RULE_MATCH, **extra),  # type: ignore[misc]
-                make(off, Reason.RULE_MATCH, **rule_reason),
-            ),
-        ))
-    rules = group_membership_rules(compiled_rules)
+                lambda v, i=index, r=rule_id: make(v, rule_match, r, i),  # type: ignore[misc]
+                make(off, rule_match, rule_id, index),
+            ))
+    rules = group_membership_rules(
+        raw_rules, outcomes, lambda rule: compile_rule_match(rule, segments)
+    ) if raw_rules else ()
     fallthrough_raw = flag["fallthrough"]
     fallthrough: Serve
+    static: EvaluationDetail | None
     if fallthrough_raw is None:
-        default = make(off, Reason.DEFAULT)
-        fallthrough = lambda ctx: default  # noqa: E731
-        static: EvaluationDetail | None = default
+        static = make(off, Reason.DEFAULT)
+        fallthrough = _constant(static)
+    elif "variant" in fallthrough_raw:
+        static = make(fallthrough_raw["variant"], Reason.FALLTHROUGH)
+        fallthrough = _constant(static)
     else:
-        reason = Reason.FALLTHROUGH if "variant" in fallthrough_raw else Reason.SPLIT
-        fallthrough = _serve(
-            fallthrough_raw, flag, lambda v: make(v, reason), make(off, reason)
+        static = None
+        fallthrough = _split(
+            fallthrough_raw["rollout"], flag, lambda v: make(v, Reason.SPLIT), make(off, Reason.SPLIT)
         )
-        static = make(fallthrough_raw["variant"], reason) if "variant" in fallthrough_raw else None
 
     if not prerequisites and not targets and not rules:
         if static is not None:
             return flag_type, lambda ctx, depth, table: static
         return flag_type, lambda ctx, depth, table: fallthrough(ctx)
-    return flag_type, _evaluator(prerequisites, targets, tuple(rules), fallthrough)
+    if prerequisites:
+        return flag_type, _evaluator(prerequisites, targets, rules, fallthrough)
+    return flag_type, _evaluator_no_prerequisites(targets, rules, fallthrough, static)
+
+
+def _evaluator_no_prerequisites(
+    targets: dict[str, EvaluationDetail],
+    rules: tuple[tuple[Match, Serve], ...],
+    fallthrough: Serve,
+    static: EvaluationDetail | None,
+) -> FlagFn:
+    """Specialised closures for the common shapes (no prerequisites): fewer steps per call."""
+    if targets and not rules:
+        if static is not None:
+            fixed = static
+
+            def targets_then_fixed(ctx: Context, depth: int, table: Table) -> EvaluationDetail:
+                # targeting_key() inlined: this is the W3 hot path.
+                tk = ctx.get("targeting_key")
+                if tk is None:
+                    tk = ctx.get("targetingKey")
+                    if tk is None:
+                        tk = ctx.get("key")
+                if tk.__class__ is str:
+                    hit = targets.get(tk)
+                    if hit is not None:
+                        return hit
+                return fixed
+
+            return targets_then_fixed
+    elif not targets and len(rules) == 1:
+        match, serve = rules[0]
+        if static is not None:
+            fixed = static
+
+            def one_rule_then_fixed(ctx: Context, depth: int, table: Table) -> EvaluationDetail:
+                if match(ctx):
+                    return serve(ctx)
+                return fixed
+
+            return one_rule_then_fixed
+
+        def one_rule(  # defaults instead of cells: see _split
+            ctx: Context, depth: int, table: Table, match: Match = match, serve: Serve = serve,
+            fallthrough: Serve = fallthrough,
+        ) -> EvaluationDetail:
+            if match(ctx):
+                return serve(ctx)
+            return fallthrough(ctx)
+
+        return one_rule
+    return _evaluator((), targets, rules, fallthrough)
 
 
 def _evaluator(

@@ -91,8 +91,65 @@ def _check_value(op: str, kind: str, value: Any, path: str, key_re: Any) -> None
         raise DefinitionError(path, "must be a segment key")
 
 
+_FAST_STRING_OPERATORS = frozenset(
+    op for op, kind in OPERATORS.items() if kind in (_SCALAR, _STRING)
+)
+
+
+def fast_condition(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The already-canonical common shape (string operands), or ``None`` for the full check.
+
+    Loading a snapshot validates every condition again, so the shape stored by the server
+    (``attribute``, ``operator``, ``values``: strings, ``negate``) is checked in one tight pass;
+    anything else, valid or not, goes through :func:`validate_condition`'s full path, which
+    also produces the error messages.
+    """
+    checked = fast_conditions([raw])
+    return None if checked is None else checked[0]
+
+
+def fast_conditions(conditions: list[Any], *, share: bool = False) -> list[dict[str, Any]] | None:
+    """:func:`fast_condition` over a rule's whole list in one loop; ``None`` if any is not fast.
+
+    ``share``: return ``conditions`` itself when it is already canonical (no copies), for
+    callers that only read the result before dropping it (loading a snapshot).
+    """
+    out = []
+    for raw in conditions:
+        if raw.__class__ is not dict or len(raw) != 4:
+            return None
+        op = raw.get("operator")
+        attribute = raw.get("attribute")
+        values = raw.get("values")
+        negate = raw.get("negate")
+        if (
+            op not in _FAST_STRING_OPERATORS
+            or attribute.__class__ is not str
+            or values.__class__ is not list
+            or negate.__class__ is not bool
+            or not 0 < len(attribute) <= MAX_ATTRIBUTE_LEN
+            or attribute[0] == "."
+            or attribute[-1] == "."
+            or ".." in attribute
+            or not 0 < len(values) <= MAX_VALUES
+        ):
+            return None
+        for value in values:
+            if value.__class__ is not str or len(value) > MAX_STRING_VALUE_LEN:
+                return None
+        if not share:
+            out.append(
+                {"attribute": attribute, "operator": op, "values": list(values), "negate": negate}
+            )
+    return conditions if share else out
+
+
 def validate_condition(raw: Any, path: str, key_re: Any) -> dict[str, Any]:
     """The normalised condition ``{attribute?, operator, values, negate}``."""
+    if raw.__class__ is dict:
+        fast = fast_condition(raw)
+        if fast is not None:
+            return fast
     if not isinstance(raw, Mapping):
         raise DefinitionError(path, "must be an object")
     for field in raw:

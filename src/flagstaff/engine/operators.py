@@ -58,10 +58,23 @@ def make_getter(attribute: str) -> Callable[[Context], Any]:
 
 
 def _scalar_pred(values: list[Any]) -> Pred:
-    # Three sets so that True never equals 1 and "1" never equals 1.
-    strs = frozenset(v for v in values if isinstance(v, str))
-    bools = frozenset(v for v in values if isinstance(v, bool))
-    nums = frozenset(v for v in values if is_number(v))
+    # Three sets so that True never equals 1 and "1" never equals 1 (one pass over the values).
+    str_list: list[str] = []
+    bool_list: list[bool] = []
+    num_list: list[Any] = []
+    for value in values:
+        if isinstance(value, str):
+            str_list.append(value)
+        elif isinstance(value, bool):
+            bool_list.append(value)
+        elif is_number(value):
+            num_list.append(value)
+    strs = frozenset(str_list)
+    if strs and not bool_list and not num_list:
+        # Only strings (the common case): anything but a string is incomparable.
+        return lambda v: (v in strs) if isinstance(v, str) else None
+    bools = frozenset(bool_list)
+    nums = frozenset(num_list)
 
     def pred(v: Any) -> bool | None:
         if isinstance(v, str):
@@ -163,6 +176,12 @@ def compile_condition(condition: Mapping[str, Any], segments: SegmentLookup) -> 
         return lambda ctx: get(ctx) is not None
 
     base = NEGATIVE.get(op, op)
+    if base == op and not negate and base in ("equals", "in"):
+        for value in values:
+            if value.__class__ is not str:
+                break
+        else:  # the hot shape, compiled without the general predicate
+            return _string_membership(condition["attribute"], frozenset(values), get)
     if base in ("equals", "in"):
         pred = _scalar_pred(values)
     elif base in ("contains", "starts_with", "ends_with", "regex"):
@@ -173,14 +192,22 @@ def compile_condition(condition: Mapping[str, Any], segments: SegmentLookup) -> 
     want: bool = base == op  # positive operators match on True, not_* on False
     if negate:
         return lambda ctx: (v := get(ctx)) is not None and (pred(v) is want) is False
-
-    if want and base in ("equals", "in") and all(isinstance(v, str) for v in values):
-        return _fast_string_membership(condition["attribute"], frozenset(values), get, pred)
     return lambda ctx: (v := get(ctx)) is not None and pred(v) is want
 
 
-def _fast_string_membership(
-    attribute: str, members: frozenset[str], get: Callable[[Context], Any], pred: Pred
+def _any_member(v: Any, members: frozenset[str]) -> bool:
+    """A non-``str``-class value against string operands: a ``str`` subclass, or a list of strings."""
+    if isinstance(v, str):
+        return v in members
+    if isinstance(v, list | tuple):
+        for item in v:
+            if isinstance(item, str) and item in members:
+                return True
+    return False
+
+
+def _string_membership(
+    attribute: str, members: frozenset[str], get: Callable[[Context], Any]
 ) -> Match:
     """The hot shape ``country in ["DE", ...]``: one dict lookup and one set lookup."""
     if "." not in attribute and attribute not in _TK_PATHS:
@@ -190,7 +217,7 @@ def _fast_string_membership(
             v = ctx.get(name)
             if v.__class__ is str:
                 return v in members
-            return v is not None and pred(v) is True
+            return v is not None and _any_member(v, members)
 
         return match_top
 
@@ -205,7 +232,7 @@ def _fast_string_membership(
                     v = ctx.get("key")
             if v.__class__ is str:
                 return v in members
-            return v is not None and pred(v) is True
+            return v is not None and _any_member(v, members)
 
         return match_key
 
@@ -213,6 +240,6 @@ def _fast_string_membership(
         v = get(ctx)
         if v.__class__ is str:
             return v in members
-        return v is not None and pred(v) is True
+        return v is not None and _any_member(v, members)
 
     return match

@@ -21,7 +21,7 @@ from flagstaff.engine.errors import DefinitionError
 from flagstaff.engine.operators import Match
 from flagstaff.engine.references import flag_references, segment_references
 from flagstaff.engine.types import ErrorCode, EvaluationDetail, FlagType, Reason
-from flagstaff.engine.validate import validate_flag, validate_segment
+from flagstaff.engine.validate import validate_flag_shared, validate_segment
 
 _FLAG_FIELDS = ("key", "type", "kind", "variants", "off_variant", "salt", "version", "state")
 _ENV_FIELDS = ("enabled", "prerequisites", "targets", "rules", "fallthrough")
@@ -39,7 +39,7 @@ def _validate_resolved(resolved: Any, environment: str) -> dict[str, Any]:
         raise DefinitionError("", "a snapshot flag must be an object")
     definition: dict[str, Any] = {f: resolved[f] for f in _FLAG_FIELDS if f in resolved}
     definition["environments"] = {environment: {f: resolved[f] for f in _ENV_FIELDS if f in resolved}}
-    valid = validate_flag(definition)
+    valid = validate_flag_shared(definition, share=True)  # read once by the compiler, then dropped
     flat = {f: valid[f] for f in _FLAG_FIELDS if f in valid}
     flat.update(valid["environments"][environment])
     return flat
@@ -113,6 +113,48 @@ def _compile_flag_entry(
         return None, f"flag {key!r} is malformed: {exc}", refs
 
 
+class _Sources:
+    """The resolved flags as given: an immutable map that shares its bulk between snapshots.
+
+    ``with_flag`` at 10,000 flags must not copy every source (that alone is ~0.2 ms with the
+    matching deallocation), so a new version is the shared ``base`` plus a small ``delta``
+    (``None`` = removed), folded back into a fresh base once the delta grows past a sixteenth
+    of it: O(1) amortised per change.  Only the compiled table, which the hot path reads with
+    one dict lookup, is copied per change.
+    """
+
+    __slots__ = ("_base", "_delta")
+
+    def __init__(self, base: dict[str, Any], delta: dict[str, Any] | None = None) -> None:
+        self._base = base
+        self._delta: dict[str, Any] = delta or {}
+
+    def get(self, key: str) -> Any:
+        delta = self._delta
+        if key in delta:
+            return delta[key]
+        return self._base.get(key)
+
+    def keys(self) -> list[str]:
+        if not self._delta:
+            return list(self._base)
+        return [k for k, v in {**self._base, **self._delta}.items() if v is not None]
+
+    def changed(self, key: str, resolved: Any) -> _Sources:
+        """A new map with ``key`` set to ``resolved`` (``None`` removes it)."""
+        delta = self._delta.copy()
+        delta[key] = resolved
+        if len(delta) <= 32 + len(self._base) // 16:
+            return _Sources(self._base, delta)
+        merged = self._base.copy()
+        for k, v in delta.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        return _Sources(merged)
+
+
 def _is_archived(resolved: Any) -> bool:
     return isinstance(resolved, Mapping) and resolved.get("state") == "archived"
 
@@ -125,17 +167,17 @@ class Snapshot:
 
     _environment: str
     _version: int
-    _flags: dict[str, Any]
+    _flags: _Sources
     _segments: dict[str, Any]
     _segment_fns: dict[str, Match]
     _segment_errors: dict[str, str]
     _table: dict[str, tuple[FlagType, FlagFn]]
     _broken: dict[str, str]
-    _flag_segments: dict[str, frozenset[str]]
+    _flag_segments: dict[str, frozenset[str]]  # only flags that name at least one segment
 
     @classmethod
     def _build(
-        cls, environment: str, version: int, flags: dict[str, Any], segments: dict[str, Any],
+        cls, environment: str, version: int, flags: _Sources, segments: dict[str, Any],
         base: Snapshot | None = None, flag_todo: Iterable[str] = (),
         segment_todo: Iterable[str] = (),
     ) -> Snapshot:
@@ -146,26 +188,41 @@ class Snapshot:
         if base is None:
             snap._segment_fns, snap._segment_errors = {}, {}
             snap._table, snap._broken, snap._flag_segments = {}, {}, {}
-            segment_todo, flag_todo = list(segments), list(flags)
+            segment_todo, flag_todo = list(segments), flags.keys()
         else:
+            # Copy-on-write: a dict copy is a C-level memcpy (~40 µs at 10,000 flags) whereas
+            # filtering in a comprehension is ~20 times that; untouched maps are shared, as
+            # snapshots never change once built.
             segment_todo, flag_todo = set(segment_todo), set(flag_todo)
-            snap._segment_fns = {k: v for k, v in base._segment_fns.items() if k not in segment_todo}
-            snap._segment_errors = {
-                k: v for k, v in base._segment_errors.items() if k not in segment_todo
-            }
-            snap._table = {k: v for k, v in base._table.items() if k not in flag_todo}
-            snap._broken = {k: v for k, v in base._broken.items() if k not in flag_todo}
-            snap._flag_segments = dict(base._flag_segments)
+            if segment_todo:
+                snap._segment_fns = base._segment_fns.copy()
+                snap._segment_errors = base._segment_errors.copy()
+                for key in segment_todo:
+                    snap._segment_fns.pop(key, None)
+                    snap._segment_errors.pop(key, None)
+            else:
+                snap._segment_fns, snap._segment_errors = base._segment_fns, base._segment_errors
+            if flag_todo:
+                snap._table = base._table.copy()
+                snap._broken = base._broken.copy()
+                snap._flag_segments = base._flag_segments.copy()  # only flags that use segments
+                for key in flag_todo:
+                    snap._table.pop(key, None)
+                    snap._broken.pop(key, None)
+                    snap._flag_segments.pop(key, None)
+            else:
+                snap._table, snap._broken = base._table, base._broken
+                snap._flag_segments = base._flag_segments
         _compile_segments(segments, segment_todo, snap._segment_fns, snap._segment_errors)
         for key in flag_todo:
-            snap._flag_segments.pop(key, None)
             resolved = flags.get(key)
             if resolved is None or _is_archived(resolved):
                 continue
             entry, error, refs = _compile_flag_entry(
                 key, resolved, environment, snap._segment_fns, snap._segment_errors
             )
-            snap._flag_segments[key] = refs
+            if refs:
+                snap._flag_segments[key] = refs
             if entry is not None:
                 snap._table[key] = entry
             else:
@@ -227,16 +284,12 @@ class Snapshot:
         key = resolved.get("key") if isinstance(resolved, Mapping) else None
         if not isinstance(key, str):
             raise DefinitionError("key", "a flag needs a string key")
-        flags = {**self._flags}
-        if _is_archived(resolved):
-            flags.pop(key, None)
-        else:
-            flags[key] = resolved
+        flags = self._flags.changed(key, None if _is_archived(resolved) else resolved)
         return Snapshot._build(self._environment, self._version, flags, self._segments,
                                self, flag_todo=[key])
 
     def without_flag(self, key: str) -> Snapshot:
-        flags = {k: v for k, v in self._flags.items() if k != key}
+        flags = self._flags.changed(key, None)
         return Snapshot._build(self._environment, self._version, flags, self._segments,
                                self, flag_todo=[key])
 
@@ -247,7 +300,9 @@ class Snapshot:
         return self._segment_changed(key, {**self._segments, key: segment})
 
     def without_segment(self, key: str) -> Snapshot:
-        return self._segment_changed(key, {k: v for k, v in self._segments.items() if k != key})
+        segments = self._segments.copy()
+        segments.pop(key, None)
+        return self._segment_changed(key, segments)
 
     def with_version(self, version: int) -> Snapshot:
         """The same compiled flags under a new snapshot version (after applying events)."""
@@ -289,4 +344,4 @@ def compile_snapshot(snapshot: Mapping[str, Any]) -> Snapshot:
     segments = snapshot.get("segments", {})
     if not isinstance(segments, Mapping) or not all(isinstance(k, str) for k in segments):
         raise DefinitionError("segments", "must be an object keyed by segment key")
-    return Snapshot._build(environment, version, dict(flags), dict(segments))
+    return Snapshot._build(environment, version, _Sources(dict(flags)), dict(segments))

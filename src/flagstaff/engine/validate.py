@@ -13,7 +13,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flagstaff.engine.conditions import MAX_ATTRIBUTE_LEN, validate_condition
+from flagstaff.engine.conditions import (
+    MAX_ATTRIBUTE_LEN,
+    fast_condition,
+    fast_conditions,
+    validate_condition,
+)
 from flagstaff.engine.errors import DefinitionError
 from flagstaff.engine.values import is_number
 
@@ -45,9 +50,9 @@ _SEGMENT_FIELDS = frozenset({
 
 
 def _obj(value: Any, path: str, allowed: frozenset[str] | None = None) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if value.__class__ is not dict and not isinstance(value, Mapping):
         raise DefinitionError(path, "must be an object")
-    if allowed is not None:
+    if allowed is not None and not allowed.issuperset(value):
         for field in value:
             if field not in allowed:
                 raise DefinitionError(f"{path}.{field}" if path else str(field), "unknown field")
@@ -55,7 +60,7 @@ def _obj(value: Any, path: str, allowed: frozenset[str] | None = None) -> Mappin
 
 
 def _list(value: Any, path: str, max_items: int) -> list[Any]:
-    if not isinstance(value, list | tuple):
+    if value.__class__ is not list and not isinstance(value, list | tuple):
         raise DefinitionError(path, "must be a list")
     if len(value) > max_items:
         raise DefinitionError(path, f"at most {max_items} items")
@@ -133,6 +138,10 @@ def _variant_ref(value: Any, path: str, variants: Mapping[str, Any]) -> str:
 
 
 def _serve(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str, Any]:
+    if raw.__class__ is dict and len(raw) == 1:
+        variant = raw.get("variant")
+        if variant.__class__ is str and variant in variants:  # the common shape, checked at once
+            return {"variant": variant}
     serve = _obj(raw, path)
     if ("variant" in serve) == ("rollout" in serve) or len(serve) != 1:
         raise DefinitionError(path, 'must be exactly one of {"variant": ...} or {"rollout": ...}')
@@ -171,39 +180,103 @@ def _serve(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str, Any]:
     return {"rollout": out}
 
 
-def _rules(raw: Any, path: str, variants: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """Flag rules (``variants`` given, each needs ``serve``) or segment rules (no serve)."""
+_FLAG_RULE_FIELDS = frozenset({"id", "description", "conditions", "serve"})
+_SEGMENT_RULE_FIELDS = frozenset({"id", "description", "conditions"})
+
+
+def _fast_rule(
+    rule: Any, variants: Mapping[str, Any] | None, ids: set[str], share: bool
+) -> dict[str, Any] | None:
+    """A rule already in canonical form, checked in one pass; ``None`` = use the full path.
+
+    The full path below gives the same result for these and is the one that reports errors.
+    ``share``: the canonical input itself is returned instead of a copy.
+    """
+    if rule.__class__ is not dict or "description" in rule:
+        return None
+    rule_id = rule.get("id")
+    conditions = rule.get("conditions")
+    if (
+        rule_id.__class__ is not str
+        or not 0 < len(rule_id) <= MAX_ID_LEN
+        or rule_id in ids
+        or conditions.__class__ is not list
+        or len(conditions) > MAX_CONDITIONS
+    ):
+        return None
+    if variants is None:
+        if len(rule) != 2:
+            return None
+        checked = fast_conditions(conditions, share=share)
+        if checked is None:
+            return None
+        return rule if share else {"id": rule_id, "conditions": checked}
+    serve = rule.get("serve")
+    if len(rule) != 3 or serve.__class__ is not dict or len(serve) != 1:
+        return None
+    variant = serve.get("variant")
+    if variant.__class__ is not str or variant not in variants:
+        return None
+    checked = fast_conditions(conditions, share=share)
+    if checked is None:
+        return None
+    return rule if share else {"id": rule_id, "conditions": checked, "serve": {"variant": variant}}
+
+
+def _rules(
+    raw: Any, path: str, variants: Mapping[str, Any] | None, share: bool = False
+) -> list[dict[str, Any]]:
+    """Flag rules (``variants`` given, each needs ``serve``) or segment rules (no serve).
+
+    Snapshots re-validate every rule on load, so paths are only formatted for an error.
+    """
     rules = _list(raw, path, MAX_RULES)
-    allowed = frozenset({"id", "description", "conditions"} | ({"serve"} if variants is not None else set()))
-    explicit = {r.get("id") for r in rules if isinstance(r, Mapping)}
+    allowed = _FLAG_RULE_FIELDS if variants is not None else _SEGMENT_RULE_FIELDS
+    explicit: set[Any] | None = None
     out = []
     ids: set[str] = set()
     for i, rule in enumerate(rules):
-        rpath = f"{path}[{i}]"
-        rule = _obj(rule, rpath, allowed)
+        fast = _fast_rule(rule, variants, ids, share)
+        if fast is not None:
+            ids.add(fast["id"])
+            out.append(fast)
+            continue
+        if rule.__class__ is not dict or not allowed.issuperset(rule):
+            rule = _obj(rule, f"{path}[{i}]", allowed)
         rule_id = rule.get("id")
         if rule_id is None:
+            if explicit is None:
+                explicit = {r.get("id") for r in rules if isinstance(r, Mapping)}
             # rule-<position>, skipping numbers taken by explicit ids so generation never collides
             n = i + 1
             rule_id = f"rule-{n}"
             while rule_id in explicit or rule_id in ids:
                 n += 1
                 rule_id = f"rule-{n}"
-        _str(rule_id, f"{rpath}.id", MAX_ID_LEN, min_len=1)
+        if rule_id.__class__ is not str or not 0 < len(rule_id) <= MAX_ID_LEN:
+            _str(rule_id, f"{path}[{i}].id", MAX_ID_LEN, min_len=1)
         if rule_id in ids:
-            raise DefinitionError(f"{rpath}.id", f"duplicate rule id {rule_id!r}")
+            raise DefinitionError(f"{path}[{i}].id", f"duplicate rule id {rule_id!r}")
         ids.add(rule_id)
         body: dict[str, Any] = {"id": rule_id}
         if rule.get("description") is not None:
-            body["description"] = _str(rule["description"], f"{rpath}.description", 2000)
-        conditions = _list(rule.get("conditions", []), f"{rpath}.conditions", MAX_CONDITIONS)
-        body["conditions"] = [
-            validate_condition(c, f"{rpath}.conditions[{j}]", KEY_RE) for j, c in enumerate(conditions)
-        ]
+            body["description"] = _str(rule["description"], f"{path}[{i}].description", 2000)
+        conditions = rule.get("conditions", [])
+        if conditions.__class__ is not list or len(conditions) > MAX_CONDITIONS:
+            conditions = _list(conditions, f"{path}[{i}].conditions", MAX_CONDITIONS)
+        checked = []
+        for j, c in enumerate(conditions):
+            # The canonical shape is checked at once, without building the condition's path.
+            fast_c = fast_condition(c) if c.__class__ is dict else None
+            checked.append(
+                fast_c if fast_c is not None
+                else validate_condition(c, f"{path}[{i}].conditions[{j}]", KEY_RE)
+            )
+        body["conditions"] = checked
         if variants is not None:
             if "serve" not in rule:
-                raise DefinitionError(f"{rpath}.serve", "is required")
-            body["serve"] = _serve(rule["serve"], f"{rpath}.serve", variants)
+                raise DefinitionError(f"{path}[{i}].serve", "is required")
+            body["serve"] = _serve(rule["serve"], f"{path}[{i}].serve", variants)
         out.append(body)
     return out
 
@@ -215,7 +288,10 @@ def _string_list(raw: Any, path: str, max_items: int) -> list[str]:
     return items
 
 
-def validate_environment(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str, Any]:
+def validate_environment(
+    raw: Any, path: str, variants: Mapping[str, Any], *, share: bool = False
+) -> dict[str, Any]:
+    """The normalised environment; ``share`` lets canonical rules be returned uncopied."""
     env = _obj(raw, path, _ENV_FIELDS)
     enabled = env.get("enabled", False)
     if not isinstance(enabled, bool):
@@ -244,13 +320,22 @@ def validate_environment(raw: Any, path: str, variants: Mapping[str, Any]) -> di
         "enabled": enabled,
         "prerequisites": prerequisites,
         "targets": targets,
-        "rules": _rules(env.get("rules", []), f"{path}.rules", variants),
+        "rules": _rules(env.get("rules", []), f"{path}.rules", variants, share),
         "fallthrough": None if fallthrough is None else _serve(fallthrough, f"{path}.fallthrough", variants),
     }
 
 
 def validate_flag(definition: Mapping[str, Any]) -> dict[str, Any]:
     """The normalised canonical flag definition; raises :class:`DefinitionError`."""
+    return validate_flag_shared(definition, share=False)
+
+
+def validate_flag_shared(definition: Mapping[str, Any], *, share: bool) -> dict[str, Any]:
+    """:func:`validate_flag`; with ``share`` the result may hold parts of ``definition`` itself.
+
+    For a caller that reads the result once and drops it without changing it (loading a
+    snapshot validates every flag again): rules already in canonical form are not copied.
+    """
     raw = _obj(definition, "", _FLAG_FIELDS)
     key = _key(raw.get("key"), "key", "flag key")
     flag_type = raw.get("type")
@@ -283,7 +368,9 @@ def validate_flag(definition: Mapping[str, Any]) -> dict[str, Any]:
     }
     for env_key, env in _obj(raw.get("environments", {}), "environments").items():
         _key(env_key, f"environments.{env_key}", "environment key")
-        out["environments"][env_key] = validate_environment(env, f"environments.{env_key}", variants)
+        out["environments"][env_key] = validate_environment(
+            env, f"environments.{env_key}", variants, share=share
+        )
     _server_fields(raw, out)
     if "state" in raw and raw["state"] not in ("active", "archived"):
         raise DefinitionError("state", "must be active or archived")
