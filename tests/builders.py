@@ -144,6 +144,30 @@ class EnvBuilder:
         self._data["fallthrough"] = rollout(weights, bucket_by=bucket_by, salt=salt, **kw_weights)
         return self
 
+    def experiment(
+        self,
+        weights: Mapping[str, float] | None = None,
+        *,
+        status: str = "draft",
+        allocation: float = 100,
+        control: str | None = None,
+        primary_metric: str = "checkout",
+        metric_kind: str = "conversion",
+        salt: str = "exp-salt",
+    ) -> EnvBuilder:
+        """An experiment block (contract §9); ``weights`` default to 50/50 true/false."""
+        weights = dict(weights or {"false": 50, "true": 50})
+        self._data["experiment"] = {
+            "status": status,
+            "allocation": allocation,
+            "variations": [{"variant": v, "weight": w} for v, w in weights.items()],
+            "control": control or next(iter(weights)),
+            "primary_metric": primary_metric,
+            "metric_kind": metric_kind,
+            "salt": salt,
+        }
+        return self
+
     def build(self) -> dict[str, Json]:
         return copy.deepcopy(self._data)
 

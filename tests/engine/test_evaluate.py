@@ -193,7 +193,16 @@ def test_openfeature_mapping() -> None:
     assert Reason.DISABLED.openfeature == "DISABLED"
     assert Reason.FALLTHROUGH.openfeature == "DEFAULT"
     assert Reason.ERROR.openfeature == "ERROR"
+    # Providers parse reasons into OpenFeature's enum: a failed prerequisite serves the off
+    # variant, so it is DISABLED (prerequisite_key keeps the cause).
+    assert Reason.PREREQUISITE_FAILED.openfeature == "DISABLED"
+    assert Reason.STALE.openfeature == "STALE"
+    from openfeature.exception import ErrorCode as OFErrorCode
+    from openfeature.flag_evaluation import Reason as OFReason
+
+    assert {r.openfeature for r in Reason} <= {r.value for r in OFReason}
+    assert {c.openfeature for c in ErrorCode} <= {c.value for c in OFErrorCode}
     assert {c.openfeature for c in ErrorCode} == {
-        "FLAG_NOT_FOUND", "TYPE_MISMATCH", "PARSE_ERROR", "GENERAL"}
+        "FLAG_NOT_FOUND", "TYPE_MISMATCH", "PARSE_ERROR", "GENERAL", "PROVIDER_NOT_READY"}
     assert FlagType.JSON.openfeature == "OBJECT" and FlagType.NUMBER.openfeature == "FLOAT"
     assert isinstance(EvaluationDetail(1, "a", Reason.SPLIT), EvaluationDetail)

@@ -135,6 +135,43 @@ def _split(
     return split
 
 
+def _experiment(
+    block: Mapping[str, Any], make: Callable[..., EvaluationDetail], fallthrough: Serve
+) -> Serve:
+    """The fallthrough stage of a running experiment (contract §9).
+
+    Users inside ``allocation`` (bucketed with ``"{salt}.allocation"``) get a variation bucketed
+    with ``salt``, reason SPLIT and ``in_experiment``; everyone else, and contexts without a
+    targeting key, get the normal fallthrough.  Both hashes use the experiment's own salt, so
+    assignment is independent of the flag's rollouts and of other experiments.
+    """
+    salt = block["salt"]
+    variations = block["variations"]
+    ends = tuple(range_ends([round(v["weight"] * 1000) for v in variations]))
+    details = tuple(make(v["variant"], Reason.SPLIT, in_experiment=True) for v in variations)
+    allocated = round(block["allocation"] * 1000)
+    allocation_prefix = f"{salt}.allocation."
+    prefix = f"{salt}."
+
+    def experiment(
+        ctx: Context, details: tuple[EvaluationDetail, ...] = details, ends: tuple[int, ...] = ends,
+    ) -> EvaluationDetail:
+        value = ctx.get("targeting_key")
+        if value is None:
+            value = ctx.get("targetingKey")
+            if value is None:
+                value = ctx.get("key")
+        if value.__class__ is not str:
+            value = _bucket_string(value)
+            if value is None:
+                return fallthrough(ctx)
+        if (_hash(allocation_prefix + value, 0, False) * BUCKETS) >> 32 >= allocated:
+            return fallthrough(ctx)
+        return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
+
+    return experiment
+
+
 def _bucket_string(value: Any) -> str | None:
     """A non-``str``-class bucketing value: integers in decimal; ``None`` = no bucketing value."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -165,9 +202,12 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         return flag_type, lambda ctx, depth, table: disabled
 
     def make(
-        variant: str, reason: Reason, rule_id: str | None = None, rule_index: int | None = None
+        variant: str, reason: Reason, rule_id: str | None = None, rule_index: int | None = None,
+        *, in_experiment: bool = False,
     ) -> EvaluationDetail:
-        return static_detail(variants[variant], variant, reason, rule_id, rule_index, None, key, version)
+        return static_detail(
+            variants[variant], variant, reason, rule_id, rule_index, None, key, version, in_experiment
+        )
 
     prerequisites = tuple(
         (p["flag"], p["variant"], static_detail(
@@ -215,6 +255,11 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         fallthrough = _split(
             fallthrough_raw["rollout"], flag, lambda v: make(v, Reason.SPLIT), make(off, Reason.SPLIT)
         )
+    experiment = flag.get("experiment")
+    if experiment is not None and experiment["status"] == "running":
+        # Decided here once: flags without a running experiment keep their fast closures.
+        static = None
+        fallthrough = _experiment(experiment, make, fallthrough)
 
     if not prerequisites and not targets and not rules:
         if static is not None:

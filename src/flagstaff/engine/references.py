@@ -76,7 +76,7 @@ def find_cycle(graph: Mapping[str, Iterable[str]], start: str) -> list[str] | No
 def resolve_flag(definition: Mapping[str, Any], environment: str) -> dict[str, Any]:
     """The flag as seen by one environment (contract §3); a missing environment is disabled."""
     env = definition.get("environments", {}).get(environment) or {}
-    return {
+    resolved = {
         "key": definition["key"],
         "type": definition.get("type", "boolean"),
         "kind": definition.get("kind", "release"),
@@ -91,3 +91,7 @@ def resolve_flag(definition: Mapping[str, Any], environment: str) -> dict[str, A
         "rules": env.get("rules", []),
         "fallthrough": env.get("fallthrough"),
     }
+    # Only present when configured, so snapshots of flags without experiments are unchanged.
+    if env.get("experiment") is not None:
+        resolved["experiment"] = env["experiment"]
+    return resolved

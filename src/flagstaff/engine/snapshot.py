@@ -24,7 +24,7 @@ from flagstaff.engine.types import ErrorCode, EvaluationDetail, FlagType, Reason
 from flagstaff.engine.validate import validate_flag_shared, validate_segment
 
 _FLAG_FIELDS = ("key", "type", "kind", "variants", "off_variant", "salt", "version", "state")
-_ENV_FIELDS = ("enabled", "prerequisites", "targets", "rules", "fallthrough")
+_ENV_FIELDS = ("enabled", "prerequisites", "targets", "rules", "fallthrough", "experiment")
 
 
 def _error(default: Any, code: ErrorCode, message: str, key: str) -> EvaluationDetail:

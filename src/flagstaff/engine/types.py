@@ -42,24 +42,31 @@ class Reason(Enum):
     SPLIT = "SPLIT"
     FALLTHROUGH = "FALLTHROUGH"
     DEFAULT = "DEFAULT"
+    # Never produced by the engine: the SDK reports it when it serves a cached snapshot it
+    # could not refresh (OpenFeature's STALE).
+    STALE = "STALE"
 
     @property
     def openfeature(self) -> str:
         return _REASON_OF[self]
 
 
-# OpenFeature's reason is an open string set; the standard values cover all but
-# PREREQUISITE_FAILED, which OpenFeature has no word for and is passed through by name.
-# A fixed fallthrough is OpenFeature's DEFAULT ("no targeting matched, configured value").
+# Every reason maps to one of OpenFeature's standard reasons, because providers parse the
+# reason into their enum (the Python OFREP provider does ``Reason[data["reason"]]`` and would
+# fail on a name it does not know).  A failed prerequisite serves the off variant, exactly as
+# if the flag were disabled for this context, so it is DISABLED; the precise cause stays
+# visible in ``prerequisite_key`` (OFREP metadata ``prerequisiteKey``).  A fixed fallthrough
+# is OpenFeature's DEFAULT ("no targeting matched, configured value").
 _REASON_OF = {
     Reason.ERROR: "ERROR",
     Reason.DISABLED: "DISABLED",
-    Reason.PREREQUISITE_FAILED: "PREREQUISITE_FAILED",
+    Reason.PREREQUISITE_FAILED: "DISABLED",
     Reason.TARGET_MATCH: "TARGETING_MATCH",
     Reason.RULE_MATCH: "TARGETING_MATCH",
     Reason.SPLIT: "SPLIT",
     Reason.FALLTHROUGH: "DEFAULT",
     Reason.DEFAULT: "DEFAULT",
+    Reason.STALE: "STALE",
 }
 
 
@@ -68,6 +75,8 @@ class ErrorCode(Enum):
     TYPE_MISMATCH = "TYPE_MISMATCH"
     PARSE_ERROR = "PARSE_ERROR"
     GENERAL = "GENERAL"
+    # Never produced by the engine: the SDK's answer before its first snapshot arrived.
+    PROVIDER_NOT_READY = "PROVIDER_NOT_READY"
 
     @property
     def openfeature(self) -> str:
@@ -81,6 +90,8 @@ class EvaluationDetail:
 
     ``value`` of a json flag is the compiled variant value itself; treat it as read-only.
     ``version`` is the flag's version (``None`` for errors about a flag that is not there).
+    ``in_experiment`` is True when a running experiment assigned the variant (contract §9):
+    only those evaluations count as experiment exposures.
     """
 
     value: Any
@@ -93,6 +104,7 @@ class EvaluationDetail:
     error_message: str | None = None
     flag_key: str | None = None
     version: int | None = None
+    in_experiment: bool = False
 
 
 _new = object.__new__
@@ -101,12 +113,12 @@ _new = object.__new__
 # 10,000-flag snapshot builds over 100,000 of them.
 _SET = tuple(getattr(EvaluationDetail, name).__set__ for name in EvaluationDetail.__slots__)
 (_set_value, _set_variant, _set_reason, _set_rule_id, _set_rule_index, _set_prerequisite_key,
- _set_error_code, _set_error_message, _set_flag_key, _set_version) = _SET
+ _set_error_code, _set_error_message, _set_flag_key, _set_version, _set_in_experiment) = _SET
 
 
 def static_detail(
     value: Any, variant: str, reason: Reason, rule_id: str | None, rule_index: int | None,
-    prerequisite_key: str | None, flag_key: str, version: int,
+    prerequisite_key: str | None, flag_key: str, version: int, in_experiment: bool = False,
 ) -> EvaluationDetail:
     """``EvaluationDetail(...)`` of a compiled outcome (no error), built field by field."""
     detail: EvaluationDetail = _new(EvaluationDetail)
@@ -120,4 +132,5 @@ def static_detail(
     _set_error_message(detail, None)
     _set_flag_key(detail, flag_key)
     _set_version(detail, version)
+    _set_in_experiment(detail, in_experiment)
     return detail

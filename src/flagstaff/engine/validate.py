@@ -42,7 +42,13 @@ _FLAG_FIELDS = frozenset({
     "key", "name", "description", "type", "kind", "variants", "off_variant", "tags", "owner",
     "salt", "environments", "state", "version", "created_at", "updated_at",
 })
-_ENV_FIELDS = frozenset({"enabled", "prerequisites", "targets", "rules", "fallthrough"})
+_ENV_FIELDS = frozenset({"enabled", "prerequisites", "targets", "rules", "fallthrough", "experiment"})
+EXPERIMENT_STATUSES = ("draft", "running", "paused", "completed")
+METRIC_KINDS = ("conversion", "numeric")
+METRIC_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_EXPERIMENT_FIELDS = frozenset({
+    "status", "allocation", "variations", "control", "primary_metric", "metric_kind", "salt",
+})
 _SEGMENT_FIELDS = frozenset({
     "key", "name", "description", "included", "excluded", "rules", "version", "created_at",
     "updated_at",
@@ -288,6 +294,56 @@ def _string_list(raw: Any, path: str, max_items: int) -> list[str]:
     return items
 
 
+def _percent(value: Any, path: str) -> int:
+    """A 0..100 percent with at most 3 decimals, in thousandths."""
+    if not is_number(value) or not 0 <= value <= 100:
+        raise DefinitionError(path, "must be a number from 0 to 100")
+    thousandths = round(value * 1000)
+    if abs(value * 1000 - thousandths) > 1e-6:
+        raise DefinitionError(path, "at most 3 decimals")
+    return int(thousandths)
+
+
+def _experiment(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str, Any]:
+    """The experiment block (contract §9), defaults made explicit."""
+    block = _obj(raw, path, _EXPERIMENT_FIELDS)
+    status = block.get("status", "draft")
+    if status not in EXPERIMENT_STATUSES:
+        raise DefinitionError(f"{path}.status", f"must be one of {', '.join(EXPERIMENT_STATUSES)}")
+    allocation = block.get("allocation", 100)
+    _percent(allocation, f"{path}.allocation")
+    # The variations follow the rollout rules exactly (known variants, once each, sum 100).
+    if "variations" not in block:
+        raise DefinitionError(f"{path}.variations", "is required")
+    try:
+        rollout = _serve({"rollout": {"variations": block["variations"]}}, path, variants)["rollout"]
+    except DefinitionError as exc:
+        raise DefinitionError(exc.path.replace(f"{path}.rollout", path, 1), exc.message) from None
+    names = [v["variant"] for v in rollout["variations"]]
+    control = block.get("control")
+    if not isinstance(control, str) or control not in names:
+        raise DefinitionError(f"{path}.control", f"must be one of the variations ({', '.join(names)})")
+    if len(names) < 2:
+        raise DefinitionError(f"{path}.variations", "an experiment needs at least two variations")
+    metric = block.get("primary_metric")
+    if not isinstance(metric, str) or not METRIC_RE.fullmatch(metric):
+        raise DefinitionError(
+            f"{path}.primary_metric", f"invalid metric key {metric!r} (must match ^{METRIC_RE.pattern}$)"
+        )
+    metric_kind = block.get("metric_kind", "conversion")
+    if metric_kind not in METRIC_KINDS:
+        raise DefinitionError(f"{path}.metric_kind", f"must be one of {', '.join(METRIC_KINDS)}")
+    return {
+        "status": status,
+        "allocation": allocation,
+        "variations": rollout["variations"],
+        "control": control,
+        "primary_metric": metric,
+        "metric_kind": metric_kind,
+        "salt": _str(block.get("salt"), f"{path}.salt", MAX_ID_LEN, min_len=1),
+    }
+
+
 def validate_environment(
     raw: Any, path: str, variants: Mapping[str, Any], *, share: bool = False
 ) -> dict[str, Any]:
@@ -316,13 +372,17 @@ def validate_environment(
         values = _string_list(target.get("values", []), f"{tpath}.values", MAX_TARGET_VALUES)
         targets.append({"variant": name, "values": values})
     fallthrough = env.get("fallthrough")
-    return {
+    out = {
         "enabled": enabled,
         "prerequisites": prerequisites,
         "targets": targets,
         "rules": _rules(env.get("rules", []), f"{path}.rules", variants, share),
         "fallthrough": None if fallthrough is None else _serve(fallthrough, f"{path}.fallthrough", variants),
     }
+    # Left out when absent: canonical definitions without experiments keep their exact shape.
+    if env.get("experiment") is not None:
+        out["experiment"] = _experiment(env["experiment"], f"{path}.experiment", variants)
+    return out
 
 
 def validate_flag(definition: Mapping[str, Any]) -> dict[str, Any]:
