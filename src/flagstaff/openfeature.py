@@ -108,13 +108,14 @@ class FlagstaffProvider(AbstractProvider):
         return self._convert(self._client.detail(key, _context(context), default, expected_type=kind))
 
     def _convert(self, detail: EvaluationDetail) -> FlagResolutionDetails[Any]:
+        # The client's detail already says STALE and PROVIDER_NOT_READY; both are OpenFeature
+        # names, so the translation is by name only.
         code = detail.error_code
         if code is None:
-            reason = "STALE" if self._client.stale else detail.reason.openfeature
-            return FlagResolutionDetails(detail.value, None, None, reason, detail.variant)
+            return FlagResolutionDetails(
+                detail.value, None, None, detail.reason.openfeature, detail.variant
+            )
         of_code = _ERROR_CODES.get(code.openfeature, OFErrorCode.GENERAL)
-        if not self._client.ready:
-            of_code = OFErrorCode.PROVIDER_NOT_READY
         return FlagResolutionDetails(
             detail.value, of_code, detail.error_message, "ERROR", detail.variant
         )

@@ -62,6 +62,10 @@ class FakeServer:
         self.open_streams = 0
         self.closing = False
         self.raw_stream_prefix = b""
+        # Ingestion (contract §9): batches accepted per path, counted once per batch id.
+        self.ingested: dict[str, list[dict[str, Any]]] = {}
+        self.posts: list[tuple[str, str]] = []  # (path, batch_id) of every POST, retries included
+        self.fail_posts: list[int] = []  # statuses to answer the next POSTs with, in order
         for flag in flags or []:
             self.state.flags[flag["key"]] = flag
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -145,6 +149,26 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self._stream()
             else:
                 self._json(404, {"error": {"code": "not_found", "message": path}})
+
+        def do_POST(self) -> None:
+            path = self.path.split("?")[0]
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            if self.headers.get("Authorization") != f"Bearer {KEY}":
+                self._json(401, {"error": {"code": "unauthorized", "message": "bad key"}})
+                return
+            with server.cond:
+                server.posts.append((path, body["batch_id"]))
+                status = server.fail_posts.pop(0) if server.fail_posts else 202
+                if status != 202:
+                    self._json(status, {"error": {"code": "x", "message": "failing"}},
+                               {"Retry-After": "0"})
+                    return
+                seen = {b["batch_id"] for b in server.ingested.get(path, [])}
+                duplicate = body["batch_id"] in seen
+                if not duplicate:
+                    server.ingested.setdefault(path, []).append(body)
+            self._json(202, {"accepted": len(body.get("events") or body.get("counts") or []),
+                             "duplicate": duplicate})
 
         def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()

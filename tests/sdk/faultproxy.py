@@ -1,4 +1,9 @@
-"""A TCP fault proxy for tests: forwards to an upstream port, can drop or refuse connections."""
+"""A TCP fault proxy for tests: forwards to an upstream port, can drop, refuse or stall connections.
+
+``stalled = True`` makes every connection, open or new, go silent: bytes from either side are
+read and thrown away, nothing is sent, nothing is closed — what a hung load balancer or a
+half-dead peer looks like. Only a read timeout can detect it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ class FaultProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.refusing = False
+        self.stalled = False
         self.accepts: list[float] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -57,6 +63,8 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                if self.stalled:
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.CancelledError):

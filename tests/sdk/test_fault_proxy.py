@@ -58,3 +58,31 @@ def test_proxy_outage_falls_back_to_polling_and_back(server: FakeServer) -> None
         assert sync.polls > polls and not sync.streaming
         del server.refuse["/stream"]
         assert eventually(lambda: sync.streaming, timeout=5)
+
+
+def test_a_stalled_connection_is_detected_by_the_read_timeout_then_polling_then_recovery(
+    server: FakeServer,
+) -> None:
+    # The fake server sends a keepalive every 0.2 s; 0.6 s of silence means a dead connection.
+    options = dataclasses.replace(FAST, read_timeout=0.6, connect_timeout=0.5, backoff_base=0.05,
+                                  backoff_cap=0.2, poll_after=0.5, poll_interval=0.2)
+    with FaultProxy(server.port) as proxy, Client(
+        f"http://127.0.0.1:{proxy.port}", sdk_key=KEY, options=options
+    ) as client:
+        assert client.wait_until_ready(timeout=5)
+        sync = client._sync
+        assert sync is not None and eventually(lambda: sync.streaming)
+        connects, polls = sync.stream_connects, sync.polls
+        stalled_at = time.monotonic()
+        proxy.stalled = True
+        mark = len(proxy.accepts)
+        assert eventually(lambda: not sync.streaming, timeout=5)
+        detected = time.monotonic() - stalled_at
+        assert 0.5 <= detected < 3, detected
+        # It keeps trying (new connections, which stall too) and falls back to polling.
+        assert eventually(lambda: len(proxy.accepts) - mark >= 2 and sync.polls > polls, timeout=5)
+        assert client.bool("new-checkout", {}, default=False) is True  # the cache still serves
+        proxy.stalled = False
+        server.set_flag(bool_flag("new-checkout", False, version=2))
+        assert eventually(lambda: client.bool("new-checkout", {}, default=True) is False, timeout=10)
+        assert eventually(lambda: sync.streaming and sync.stream_connects > connects, timeout=10)

@@ -1,4 +1,4 @@
-"""Fault tests against real ``python -m flagstaff.server`` processes.
+"""Fault tests against real ``python -m flagstaff.server`` processes, on SQLite and PostgreSQL.
 
 Clients stream from a real server; the server is killed with SIGKILL, flags change while it is
 down (through the store, on the same database) and after it restarts (through the API), and
@@ -70,8 +70,8 @@ class RealServer:
 
 
 @pytest.fixture
-def real_server(unused_port: int, tmp_path: Path) -> Iterator[RealServer]:
-    server = RealServer(unused_port, f"sqlite:///{tmp_path / 'flagstaff.db'}", tmp_path / "server.log")
+def real_server(unused_port: int, tmp_path: Path, database_url: str) -> Iterator[RealServer]:
+    server = RealServer(unused_port, database_url, tmp_path / "server.log")
     server.start()
     try:
         yield server
@@ -121,3 +121,45 @@ def test_sigkill_changes_while_down_and_restart_converge(real_server: RealServer
     finally:
         for client in clients:
             client.close()
+
+
+def test_exposures_counts_and_track_reach_the_real_server_once(real_server: RealServer) -> None:
+    from flagstaff.sdk.recorder import EventOptions
+    from flagstaff.sdk.sinks import HttpSink
+    from tests.builders import flag
+
+    definition = flag("checkout-exp").env(
+        "production", lambda e: e.on().fallthrough("false").experiment(status="draft")).build()
+    with real_server.api() as api:
+        api.post("/flags", json=definition).raise_for_status()
+        api.post("/experiments/checkout-exp/start", params={"environment": "production"}
+                 ).raise_for_status()
+    key = real_server.sdk_key()
+    options = EventOptions(flush_interval=60.0, counts_interval=60.0)
+    with Client(real_server.url, sdk_key=key, options=FAST, event_options=options) as client:
+        assert client.wait_until_ready(timeout=10)
+        assert eventually(lambda: client.detail("checkout-exp", {"key": "u0"}).in_experiment)
+        variants = {client.detail("checkout-exp", {"key": f"u{i}"}).variant for i in range(20)}
+        assert variants == {"true", "false"}
+        for i in range(20):  # deduplicated within the window
+            client.bool("checkout-exp", {"key": f"u{i}"})
+        client.track("checkout", {"key": "u1"})
+        client.flush()
+        # A retried batch (same id) is not counted twice.
+        sink = HttpSink(real_server.url, key)
+        batch = {"batch_id": "retry-test-1", "events": [{
+            "flag_key": "checkout-exp", "variant": "true", "user_key": "u-retry",
+            "timestamp": "2026-01-01T00:00:00.000Z", "reason": "SPLIT", "flag_version": 1,
+            "in_experiment": True}]}
+        try:
+            sink.send("exposures", batch)
+            sink.send("exposures", batch)
+        finally:
+            sink.close()
+        assert sink.sent == 2 and sink.failed == 0
+    with real_server.api() as api:
+        report = api.get("/flags/checkout-exp/exposures",
+                         params={"environment": "production"}).json()
+    by_variant = {v["variant"]: v for v in report["variants"]}
+    assert sum(v["unique_users"] for v in by_variant.values()) == 21
+    assert report["total"]["evaluations"] == 21

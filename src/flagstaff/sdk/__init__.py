@@ -15,5 +15,17 @@ from __future__ import annotations
 from flagstaff.sdk.client import Client
 from flagstaff.sdk.listeners import ClientStatus
 from flagstaff.sdk.options import SyncOptions
+from flagstaff.sdk.recorder import EventOptions, ExposureMode
+from flagstaff.sdk.sinks import ExposureSink, HttpSink, JsonlSink, MemorySink
 
-__all__ = ["Client", "ClientStatus", "SyncOptions"]
+__all__ = [
+    "Client",
+    "ClientStatus",
+    "EventOptions",
+    "ExposureMode",
+    "ExposureSink",
+    "HttpSink",
+    "JsonlSink",
+    "MemorySink",
+    "SyncOptions",
+]

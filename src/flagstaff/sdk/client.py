@@ -1,9 +1,11 @@
 """The SDK client: local evaluation from an in-memory cache kept fresh by a background thread.
 
-Evaluation never touches the network or a lock: each call loads the current compiled engine
-Snapshot (a reference the sync thread swaps atomically) and evaluates it. Nothing in evaluation
-raises; a missing flag, a wrong type or missing data returns the caller's default with an error
-code. Before any data has arrived, calls return the default with error ``PROVIDER_NOT_READY``
+Evaluation never touches the network or a lock. ``bool``, ``string``, ``number``, ``json`` and
+``detail`` are functions rebuilt by the writer whenever the snapshot or the stale state changes
+(:mod:`flagstaff.sdk.evaluators`), so a call is one frame over the current compiled Snapshot;
+an evaluation count and, for experiments, an exposure are queued for the event thread
+(:mod:`flagstaff.sdk.recorder`). Nothing in evaluation raises; a missing flag, a wrong type or
+missing data returns the caller's default with an error code. Before any data has arrived, calls return the default with error ``PROVIDER_NOT_READY``
 unless a cache file (``cache_path``), a ``bootstrap`` snapshot or an offline flag file was loaded.
 
 Evaluation is synchronous but non-blocking, so it is safe to call directly from async code
@@ -17,27 +19,57 @@ import asyncio
 import builtins
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-from flagstaff.engine import ErrorCode, EvaluationDetail, FlagType, Reason, resolve_flag
+from flagstaff.engine import EvaluationDetail, FlagType, resolve_flag
 from flagstaff.sdk.cache import CacheWriter, read_snapshot
+from flagstaff.sdk.evaluators import build
 from flagstaff.sdk.listeners import ChangeCallback, ClientStatus, Listeners, StatusCallback
 from flagstaff.sdk.options import SyncOptions
+from flagstaff.sdk.recorder import EventOptions, ExposureMode, Recorder, discard
+from flagstaff.sdk.sinks import ExposureSink, HttpSink
 from flagstaff.sdk.state import FlagState
 from flagstaff.sdk.sync import SyncThread
 
 log = logging.getLogger("flagstaff.sdk")
 
-_BOOLEAN, _STRING, _NUMBER, _JSON = FlagType.BOOLEAN, FlagType.STRING, FlagType.NUMBER, FlagType.JSON
 _EMPTY: Mapping[str, Any] = {}
-# The engine's enums gain these members for the SDK; until then the nearest general ones
-# are used and the message says which condition it is.
-NOT_READY_CODE: ErrorCode = getattr(ErrorCode, "PROVIDER_NOT_READY", ErrorCode.GENERAL)
-STALE_REASON: Reason | None = getattr(Reason, "STALE", None)
+
+
+class _BoolEval(Protocol):
+    def __call__(self, key: str, context: Mapping[str, Any] | None = ..., default: bool = ...) -> bool: ...
+
+
+class _StringEval(Protocol):
+    def __call__(self, key: str, context: Mapping[str, Any] | None = ..., default: str = ...) -> str: ...
+
+
+class _NumberEval(Protocol):
+    def __call__(
+        self, key: str, context: Mapping[str, Any] | None = ..., default: float = ...
+    ) -> float: ...
+
+
+class _JsonEval(Protocol):
+    def __call__(self, key: str, context: Mapping[str, Any] | None = ..., default: Any = ...) -> Any: ...
+
+
+class _DetailEval(Protocol):
+    """Value, variant, reason, rule and error of one evaluation.
+
+    Reason is ``STALE`` while the cache is out of contact with the server for longer than the
+    staleness limit (the value is still the cached flag's).
+    """
+
+    def __call__(
+        self, key: str, context: Mapping[str, Any] | None = ..., default: Any = ..., *,
+        expected_type: FlagType | None = ...,
+    ) -> EvaluationDetail: ...
 
 _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 # Objects inherited across fork() are kept alive, never closed, in the child: their sockets
@@ -62,9 +94,14 @@ class Client:
         offline_file: str | os.PathLike[str] | None = None,
         environment: str = "production",
         options: SyncOptions | None = None,
+        exposures: ExposureMode = "experiments",
+        event_sink: ExposureSink | None = None,
+        event_options: EventOptions | None = None,
     ) -> None:
         self._options = options or SyncOptions()
         self._state = FlagState()
+        self._rebuild_lock = threading.Lock()
+        self._recorder: Recorder | None = None
         self._listeners = Listeners()
         self._closed = False
         self._sync: SyncThread | None = None
@@ -86,10 +123,26 @@ class Client:
                     log.warning("flagstaff: ignoring cache %s: %s", cache_path, exc)
         if self._state.ready:
             self._status = ClientStatus.READY
-        if offline_file is not None or base_url is None:
-            return
-        if not sdk_key:
+        online = offline_file is None and base_url is not None
+        if online and not sdk_key:
             raise ValueError("sdk_key is required when a base_url is given")
+        if event_sink is None and online:
+            assert base_url is not None and sdk_key is not None
+            event_sink = HttpSink(base_url, sdk_key)
+        if event_sink is not None:
+            self._recorder = Recorder(
+                event_sink, environment=lambda: self._state.environment, mode=exposures,
+                options=event_options,
+            )
+            self._recorder.start()
+            _live_clients.add(self)
+        elif exposures not in ("experiments", "all", "off"):
+            raise ValueError(f"exposures must be 'experiments', 'all' or 'off', not {exposures!r}")
+        self._state.on_swap = self._rebuild
+        self._rebuild()
+        if not online:
+            return
+        assert base_url is not None and sdk_key is not None
         if cache_path is not None:
             self._cache = CacheWriter(cache_path, self._state.raw, self._options.cache_write_interval)
             self._cache.start()
@@ -124,55 +177,57 @@ class Client:
             }
         )
 
-    # -- evaluation (hot path: one attribute load, one engine call) -------------------------
+    # -- evaluation ---------------------------------------------------------------------------
+    # ``bool``, ``string``, ``number``, ``json`` and ``detail`` are functions stored on the
+    # instance by ``_rebuild`` (see flagstaff.sdk.evaluators): one frame per call.
+    bool: _BoolEval
+    string: _StringEval
+    number: _NumberEval
+    json: _JsonEval
+    detail: _DetailEval
 
-    def bool(self, key: str, context: Mapping[str, Any] | None = None, default: bool = False) -> bool:
-        snapshot = self._state.snapshot
-        if snapshot is None:
-            return default
-        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_BOOLEAN).value  # type: ignore[no-any-return]
+    def _rebuild(self) -> None:
+        """Point the evaluation functions at the current snapshot, stale state and recorder."""
+        with self._rebuild_lock:
+            recorder = None if self._closed else self._recorder
+            evaluators = build(
+                self._state.snapshot,
+                stale=self._state.stale,
+                count=recorder.count if recorder is not None else discard,
+                expose=recorder.expose if recorder is not None and recorder.mode != "off" else None,
+                expose_all=recorder is not None and recorder.mode == "all",
+            )
+            self.bool, self.string, self.number, self.json, self.detail = evaluators
 
-    def string(self, key: str, context: Mapping[str, Any] | None = None, default: str = "") -> str:
-        snapshot = self._state.snapshot
-        if snapshot is None:
-            return default
-        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_STRING).value  # type: ignore[no-any-return]
+    def track(
+        self, metric: str, context: Mapping[str, Any] | None = None, value: float | None = None
+    ) -> None:
+        """Record a metric event for experiments: a conversion (``value`` None) or a number.
 
-    def number(
-        self, key: str, context: Mapping[str, Any] | None = None, default: float = 0
-    ) -> float:
-        snapshot = self._state.snapshot
-        if snapshot is None:
-            return default
-        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_NUMBER).value  # type: ignore[no-any-return]
-
-    def json(self, key: str, context: Mapping[str, Any] | None = None, default: Any = None) -> Any:
-        snapshot = self._state.snapshot
-        if snapshot is None:
-            return default
-        return snapshot.evaluate(key, context or _EMPTY, default, expected_type=_JSON).value
-
-    def detail(
-        self,
-        key: str,
-        context: Mapping[str, Any] | None = None,
-        default: Any = None,
-        *,
-        expected_type: FlagType | None = None,
-    ) -> EvaluationDetail:
-        """Value, variant, reason, rule and error of one evaluation.
-
-        Reason is ``STALE`` while the cache is out of contact with the server for longer than
-        the staleness limit (the value is still the cached flag's).
+        Batched and sent in the background like exposures (``POST /track``); never raises
+        into the caller and never blocks (a full queue drops and counts).
         """
-        state = self._state
-        snapshot = state.snapshot
-        if snapshot is None:
-            return not_ready(key, default)
-        result = snapshot.evaluate(key, context or _EMPTY, default, expected_type=expected_type)
-        if state.stale and STALE_REASON is not None and result.error_code is None:
-            return _with_reason(result, STALE_REASON)
-        return result
+        recorder = self._recorder
+        if recorder is None or self._closed:
+            log.debug("flagstaff: track(%r) ignored: no event sink or client closed", metric)
+            return
+        if value is not None and (isinstance(value, builtins.bool)
+                                  or not isinstance(value, int | float)):
+            log.warning("flagstaff: track(%r): value must be a number or None, not %r",
+                        metric, value)
+            return
+        recorder.track(metric, context, value)
+
+    def flush(self) -> None:
+        """Send queued exposures, metric events and evaluation counts now (blocking)."""
+        if self._recorder is not None:
+            self._recorder.flush(new_window=True)
+            self._recorder.flush_counts()
+
+    @property
+    def recorder(self) -> Recorder | None:
+        """The analytics recorder (None when events go nowhere, e.g. offline without a sink)."""
+        return self._recorder
 
     def all_flags(self, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every flag's value for the context (empty before the first snapshot)."""
@@ -259,6 +314,12 @@ class Client:
 
     def _set_status(self, status: ClientStatus, message: str | None) -> None:
         self._status, self._status_message = status, message
+        recorder = self._recorder
+        if status is ClientStatus.ERROR and recorder is not None and isinstance(recorder.sink, HttpSink):
+            # The server refused the key: it would refuse every batch too.
+            self._recorder = None
+            recorder.stop(final_flush=False)
+            self._rebuild()
         self._listeners.notify_status(status, message)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -272,6 +333,9 @@ class Client:
             self._sync.stop()
         if self._cache is not None:
             self._cache.stop()
+        if self._recorder is not None:
+            self._recorder.stop()
+        self._rebuild()  # evaluation keeps working, without recording into a stopped recorder
         _live_clients.discard(self)
 
     def __enter__(self) -> Client:
@@ -288,6 +352,10 @@ class Client:
     def _after_fork_in_child(self) -> None:
         self._listeners.reinit_after_fork()
         self._state.reinit_after_fork()
+        self._rebuild_lock = threading.Lock()
+        if self._recorder is not None:
+            _inherited_after_fork.extend(self._recorder.restart_after_fork())
+        self._rebuild()
         if self._cache is not None:
             self._cache.forget_thread()
             self._cache.start()
@@ -298,25 +366,6 @@ class Client:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def not_ready(key: str, default: Any) -> EvaluationDetail:
-    return EvaluationDetail(
-        value=default,
-        variant=None,
-        reason=Reason.ERROR,
-        error_code=NOT_READY_CODE,
-        error_message="PROVIDER_NOT_READY: no flag data has been loaded yet",
-        flag_key=key,
-    )
-
-
-def _with_reason(detail: EvaluationDetail, reason: Reason) -> EvaluationDetail:
-    return EvaluationDetail(
-        detail.value, detail.variant, reason, detail.rule_id, detail.rule_index,
-        detail.prerequisite_key, detail.error_code, detail.error_message, detail.flag_key,
-        detail.version,
-    )
 
 
 def _restart_clients_in_child() -> None:

@@ -28,6 +28,10 @@ class SyncOptions:
     read_timeout: float = 40.0
     cache_write_interval: float = 1.0
     stream: bool = True
+    # Characters: an SSE line (a put is one data line) and an event's data; over either, the
+    # connection is dropped and the client resynchronises (flagstaff.sdk.stream).
+    max_line: int = 16 * 2**20
+    max_event: int = 64 * 2**20
 
     def __post_init__(self) -> None:
         for name in (
@@ -36,6 +40,8 @@ class SyncOptions:
             "poll_interval",
             "connect_timeout",
             "read_timeout",
+            "max_line",
+            "max_event",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SyncOptions.{name} must be positive")

@@ -9,7 +9,7 @@ are kept for the disk cache and for working out which flags a change affected.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagstaff.engine import Snapshot, compile_snapshot, resolve_flag
@@ -31,15 +31,31 @@ class FlagState:
         self.snapshot: Snapshot | None = None
         self.environment = environment
         self.version: int | None = None
-        # Set by the sync thread when neither stream nor poll has succeeded for too long;
-        # read without a lock by ``Client.detail`` (a plain bool load).
-        self.stale = False
+        self._stale = False
+        # Called (outside the lock) after every snapshot swap and stale flip, so the client can
+        # rebuild its evaluation functions; see flagstaff.sdk.evaluators.
+        self.on_swap: Callable[[], None] | None = None
         self._flags: dict[str, dict[str, Any]] = {}
         self._segments: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def reinit_after_fork(self) -> None:
         self._lock = threading.Lock()
+
+    @property
+    def stale(self) -> bool:
+        """Set by the sync thread when neither stream nor poll has succeeded for too long."""
+        return self._stale
+
+    @stale.setter
+    def stale(self, value: bool) -> None:
+        if value != self._stale:
+            self._stale = value
+            self._swapped()
+
+    def _swapped(self) -> None:
+        if self.on_swap is not None:
+            self.on_swap()
 
     @property
     def ready(self) -> bool:
@@ -74,6 +90,7 @@ class FlagState:
             self._flags, self._segments = flags, segments
             self.environment, self.version = environment, version
             self.snapshot = compiled
+        self._swapped()
         changed = {k for k in old_flags.keys() | flags.keys() if old_flags.get(k) != flags.get(k)}
         changed_segments = {
             k for k in old_segments.keys() | segments.keys()
@@ -132,6 +149,7 @@ class FlagState:
             if number is not None:
                 self.version = number
             self.snapshot = compiled
+        self._swapped()
         if change.action.endswith("segment"):
             touched = self._flags_using({key})
         return touched

@@ -1,8 +1,12 @@
 """Reading the server's SSE stream and decoding its events into cache changes.
 
-Framing is done by ``httpx-sse`` (incremental line splitting on CR, LF and CRLF, multi-line
-``data:``, comments, ``id:`` and ``retry:``). The response is decoded as ``utf-8-sig`` so that a
-byte-order mark at the start of the stream, which the SSE standard says to ignore, does not
+Framing follows the SSE standard (``SSEParser``: incremental line splitting on CR, LF and CRLF,
+also when a CRLF is split across chunks; multi-line ``data:``; comments; ``id:`` without NUL;
+``retry:``), with limits the standard does not set: a line longer than ``max_line`` characters
+or an event whose data exceeds ``max_event`` raises ``StreamTooLarge`` before it is buffered
+whole, so a broken or hostile server cannot make the client grow without bound; the client
+then drops the connection and resynchronises. The response is decoded as ``utf-8-sig`` so that
+a byte-order mark at the start of the stream, which the standard says to ignore, does not
 corrupt the first field name; httpx's incremental decoder also keeps multi-byte characters that
 are split across network chunks intact.
 
@@ -19,11 +23,96 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, ServerSentEvent
+from httpx_sse import ServerSentEvent
 
 
 class BadEvent(ValueError):
     """An event whose payload cannot be understood; the client resynchronises from scratch."""
+
+
+class StreamTooLarge(BadEvent):
+    """A line or an event over the parser's limits."""
+
+
+MAX_LINE = 16 * 2**20  # a put of a large environment is one data line
+MAX_EVENT = 64 * 2**20
+
+
+class SSEParser:
+    """Incremental SSE parser: ``feed(text)`` returns the events completed by that text."""
+
+    def __init__(self, *, max_line: int = MAX_LINE, max_event: int = MAX_EVENT) -> None:
+        self.max_line, self.max_event = max_line, max_event
+        self._partial: list[str] = []
+        self._partial_len = 0
+        self._skip_lf = False  # the previous chunk ended with CR: a leading LF belongs to it
+        self._event = ""
+        self._data: list[str] = []
+        self._data_len = 0
+        self._last_id = ""
+        self.retry: int | None = None
+
+    def feed(self, text: str) -> list[ServerSentEvent]:
+        out: list[ServerSentEvent] = []
+        if self._skip_lf and text.startswith("\n"):
+            text = text[1:]
+        self._skip_lf = False
+        start, n = 0, len(text)
+        while start < n:
+            cr, lf = text.find("\r", start), text.find("\n", start)
+            if cr < 0 and lf < 0:
+                self._add_partial(text[start:])
+                break
+            end = lf if cr < 0 or (0 <= lf < cr) else cr
+            self._add_partial(text[start:end])
+            line = "".join(self._partial)
+            self._partial, self._partial_len = [], 0
+            start = end + 1
+            if text[end] == "\r":
+                if start < n and text[start] == "\n":
+                    start += 1
+                elif start == n:
+                    self._skip_lf = True
+            event = self._line(line)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def _add_partial(self, piece: str) -> None:
+        if piece:
+            self._partial_len += len(piece)
+            if self._partial_len > self.max_line:
+                raise StreamTooLarge(f"an SSE line is longer than {self.max_line} characters")
+            self._partial.append(piece)
+
+    def _line(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data_len += len(value) + 1
+            if self._data_len > self.max_event:
+                raise StreamTooLarge(f"an SSE event is larger than {self.max_event} characters")
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:  # the standard: an id with NUL is ignored
+            self._last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        data, event = self._data, self._event
+        self._data, self._data_len, self._event = [], 0, ""
+        if not data:
+            return None
+        return ServerSentEvent(event=event or "message", data="\n".join(data),
+                               id=self._last_id, retry=self.retry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +133,14 @@ _FLAG_REMOVALS = frozenset({"flag_archived", "flag_deleted"})
 _SEGMENT_REMOVALS = frozenset({"segment_deleted", "segment_archived"})
 
 
-def read_events(response: httpx.Response) -> Iterator[ServerSentEvent]:
+def read_events(
+    response: httpx.Response, *, max_line: int = MAX_LINE, max_event: int = MAX_EVENT
+) -> Iterator[ServerSentEvent]:
     """Yield the events of a streaming response as they arrive."""
     response.encoding = "utf-8-sig"
-    for event in EventSource(response).iter_sse():
-        # httpx-sse dispatches an empty event for a blank line after a comment once an id
-        # has been seen (the spec says not to); every event of ours carries data.
-        if event.data:
-            yield event
+    parser = SSEParser(max_line=max_line, max_event=max_event)
+    for text in response.iter_text():
+        yield from parser.feed(text)
 
 
 def decode_event(event: ServerSentEvent) -> Change | None:

@@ -220,7 +220,9 @@ class SyncThread:
                 self._backoff.connected()
                 self._ok()
                 log.debug("flagstaff: stream connected to %s", self.base_url)
-                for event in read_events(response):
+                for event in read_events(
+                    response, max_line=self._options.max_line, max_event=self._options.max_event
+                ):
                     if self._stop.is_set():
                         break
                     self._last_ok = time.monotonic()
