@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from flagstaff.cli import ascode, evaluate, flags, resources, serve
+from flagstaff.cli import ascode, evaluate, experiments, flags, resources, serve
 from flagstaff.cli.errors import CliError, ExitCode
 from flagstaff.cli.output import Output, State
 
@@ -52,6 +52,7 @@ app.add_typer(flags.app, name="flags")
 app.add_typer(resources.segments, name="segments")
 app.add_typer(resources.envs, name="envs")
 app.add_typer(resources.tokens, name="tokens")
+app.add_typer(experiments.app, name="experiments")
 app.command("eval")(evaluate.evaluate)
 app.command("apply")(ascode.apply)
 app.command("export")(ascode.export)

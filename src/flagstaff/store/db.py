@@ -97,6 +97,15 @@ def translate(exc: sa.exc.SQLAlchemyError) -> FlagstaffError:
     """Map a driver error to the domain error the server answers with."""
     if isinstance(exc, sa.exc.IntegrityError):
         return Conflict("the write conflicts with existing data", details={"reason": str(exc.orig)})
+    if isinstance(exc, sa.exc.DataError):
+        # A value the database cannot hold (e.g. NUL in PostgreSQL text): the caller's fault.
+        return Invalid("a value in the request cannot be stored", details={"reason": "DataError"})
+    if isinstance(exc, sa.exc.OperationalError) and "disk is full" in str(exc.orig):
+        # SQLITE_FULL: the transaction was rolled back; nothing was written.
+        return Unavailable(
+            "the database is full (disk or size limit); the write was not applied",
+            details={"reason": "storage_full"},
+        )
     if isinstance(exc, sa.exc.DBAPIError | sa.exc.TimeoutError | sa.exc.DisconnectionError):
         return Unavailable("the database is unavailable", details={"reason": type(exc).__name__})
     return Unavailable("database error", details={"reason": type(exc).__name__})

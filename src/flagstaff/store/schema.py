@@ -146,3 +146,56 @@ DEFAULT_ENVIRONMENTS: tuple[tuple[str, str], ...] = (
     ("staging", "Staging"),
     ("production", "Production"),
 )
+
+# -- issue 6: exposures, metric events, evaluation counts (migration 0002) ----------------------
+# Event timestamps are integer epoch milliseconds: hour/day buckets are then plain integer
+# division on both backends, and bulk inserts skip per-row datetime conversion.
+
+ingest_batches = sa.Table(
+    "ingest_batches",
+    metadata,
+    sa.Column("batch_id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)
+
+exposures = sa.Table(
+    "exposures",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("flag_key", sa.String(128), nullable=False),
+    sa.Column("variant", sa.String(64), nullable=False),
+    sa.Column("user_key", sa.String(256), nullable=False),
+    sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("flag_version", sa.Integer(), nullable=True),
+    sa.Column("in_experiment", sa.Boolean(), nullable=False),
+    sa.Index("ix_exposures_flag_ts", "environment", "flag_key", "ts_ms"),
+)
+
+metric_events = sa.Table(
+    "metric_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("user_key", sa.String(256), nullable=False),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+    sa.Index("ix_metric_events_user", "environment", "metric", "user_key", "ts_ms"),
+)
+
+# One row per (environment, flag, variant, UTC day); SDK reports are added in with an upsert.
+evaluation_counts = sa.Table(
+    "evaluation_counts",
+    metadata,
+    sa.Column("environment", sa.String(128), primary_key=True),
+    sa.Column("flag_key", sa.String(128), primary_key=True),
+    sa.Column("variant", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Integer(), primary_key=True),  # days since the epoch (UTC)
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("last_ms", sa.BigInteger(), nullable=False),  # latest window end seen
+    sa.Index("ix_evaluation_counts_flag", "flag_key", "day"),
+)

@@ -24,6 +24,7 @@ from flagstaff.store import (
     tokens,
 )
 from flagstaff.store.db import create_db_engine, read_tx, run_migrations, translate, write_tx
+from flagstaff.store.experiment_store import ExperimentStoreMixin
 from flagstaff.store.records import (
     AuditRecord,
     ChangeEvent,
@@ -37,7 +38,10 @@ from flagstaff.store.records import (
 BOOTSTRAP_ACTOR = "system:bootstrap"
 
 
-class Store:
+class Store(ExperimentStoreMixin):
+    """Flags, segments, environments, tokens, audit and change log here; ingestion,
+    exposures, experiments and lifecycle in :class:`ExperimentStoreMixin`."""
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
