@@ -42,7 +42,7 @@ def test_evaluate_one_and_all_with_sdk_keys(client: TestClient, tokens: Tokens) 
         assert one.json() | {"version": None} == {
             "key": "agents-limit", "value": 10, "variant": "mid", "reason": "RULE_MATCH",
             "rule_id": "pro", "rule_index": 1, "prerequisite_key": None, "error_code": None,
-            "error_message": None, "version": None,
+            "error_message": None, "version": None, "in_experiment": False,
         }
     everything = client.post("/evaluate/all", json={"context": ctx}, headers=auth(tokens.sdk_client)).json()
     assert everything["environment"] == "production"

@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 import flagstaff
-from flagstaff.server import realtime
+from flagstaff.server import console, hardening, realtime
 from flagstaff.server.bootstrap import ensure_admin_token, load_demo
 from flagstaff.server.errors import install_error_handlers
 from flagstaff.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -26,8 +26,10 @@ from flagstaff.server.routes import (
     audit,
     environments,
     evaluate,
+    experiments,
     flags,
     health,
+    ingest,
     ofrep,
     sdk,
     segments,
@@ -38,6 +40,7 @@ from flagstaff.server.snapshots import SnapshotCache
 from flagstaff.store import Store
 
 log = logging.getLogger("flagstaff.server")
+INGEST_PATHS = ("/exposures", "/track", "/evaluation-counts")
 
 DESCRIPTION = """Feature flags with a complete audit log.
 
@@ -81,9 +84,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     for module in (health, flags, audit, segments, environments, tokens, evaluate, ofrep, sdk):
         app.include_router(module.router)
+    for module in (experiments, ingest):  # issue 6: experiments, exposures, metric events
+        app.include_router(module.router)
+    app.include_router(console.router)  # issue 8: the web console at /ui
 
     # add_middleware wraps: the last added runs first.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    hardening.install(app, settings)  # issue 9: request limits, rate limits, OpenAPI
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+        path_limits=dict.fromkeys(INGEST_PATHS, settings.ingest_max_body_bytes),
+    )
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ log = logging.getLogger("flagstaff.server.changefeed")
 
 CHANNEL = "flagstaff_changes"
 PAGE = 500
+# Connections handled between two yields to the event loop in the fan-out and the ticker.
+SLICE = 200
 T = TypeVar("T")
 
 
@@ -99,25 +102,62 @@ def protocol_event(event: ChangeEvent, environment: str) -> Outgoing | None:
 
 
 class Subscriber:
-    """One connection's bounded queue of outgoing events."""
+    """One connection's bounded buffer of outgoing events.
 
-    __slots__ = ("_limit", "_queue", "closed_reason", "environment", "transport")
+    A plain list and one future rather than an ``asyncio.Queue``: a queue carries four deques
+    (~3 KiB) and its wake-up machinery, which at ten thousand connections is a large share of
+    the server's memory and of the fan-out's CPU.  Only one coroutine ever waits here.
+    """
 
-    def __init__(self, *, environment: str, transport: str, maxsize: int) -> None:
+    __slots__ = (
+        "_items", "_limit", "_waiter", "closed_reason", "deadline", "direct", "direct_ping",
+        "environment", "keepalive", "last_write", "sent_up_to", "transport",
+    )
+
+    def __init__(
+        self,
+        *,
+        environment: str,
+        transport: str,
+        maxsize: int,
+        deadline: float = float("inf"),
+        keepalive: bool = False,
+        now: float = 0.0,
+    ) -> None:
         self.environment = environment
         self.transport = transport
         self.closed_reason: str | None = None
-        # None is the end-of-stream sentinel, so the queue holds one slot more than the buffer.
-        self._queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize + 1)
+        self._items: list[Outgoing] = []
         self._limit = maxsize
+        self._waiter: asyncio.Future[None] | None = None
+        # Loop time at which the connection reaches its maximum age (the feed's ticker ends it).
+        self.deadline = deadline
+        # Whether the transport wants keepalive wake-ups (SSE does; WebSocket pings itself).
+        self.keepalive = keepalive
+        # Loop time of the last write; the ticker asks for a keepalive after enough silence.
+        self.last_write = now
+        # The highest event id written to the client (kept by the transport's pump).
+        self.sent_up_to = -1
+        # Set by a transport that can write an event synchronously (True: written).  Used only
+        # while its pump is parked with nothing buffered, so order is kept; it saves a task
+        # wake-up per connection and per event, most of the fan-out's cost.
+        self.direct: Callable[[Outgoing], bool] | None = None
+        # The same for a keepalive: keepalives fall due in bursts, and a task wake-up each
+        # would stall the API for the length of the burst.
+        self.direct_ping: Callable[[], bool] | None = None
 
     def offer(self, item: Outgoing) -> bool:
-        """Queue ``item``; False when the buffer is full (the caller closes us as slow)."""
+        """Buffer ``item``; False when the buffer is full (the caller closes us as slow)."""
         if self.closed_reason is not None:
             return True
-        if self._queue.qsize() >= self._limit:
+        direct = self.direct
+        parked = direct is not None and self._waiter is not None and not self._items
+        if parked and direct is not None and (item.id <= self.sent_up_to or direct(item)):
+            return True
+        if len(self._items) >= self._limit:
             return False
-        self._queue.put_nowait(item)
+        self._items.append(item)
+        self._wake()
         return True
 
     def close(self, reason: str) -> None:
@@ -125,17 +165,36 @@ class Subscriber:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+        self._items = []
+        self._wake()
+
+    def ping(self) -> None:
+        """Write a keepalive now if possible, else wake the consumer with nothing to send (its
+        cue to write one)."""
+        direct_ping = self.direct_ping
+        parked = self._waiter is not None and not self._items
+        if parked and direct_ping is not None and direct_ping():
+            return
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def get(self) -> list[Outgoing | None]:
-        """Everything queued (waiting for at least one item); a None item means closed."""
+        """Everything buffered (waiting for a wake-up when empty); a None item means closed,
+        an empty list means a keepalive is due."""
+        if self.closed_reason is None and not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.closed_reason is not None:
             return [None]
-        items = [await self._queue.get()]
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        items: list[Outgoing | None] = list(self._items)
+        self._items = []
         return items
 
 
@@ -169,6 +228,7 @@ class ChangeFeed:
         self._tasks = [
             asyncio.create_task(self._run(), name="flagstaff-changefeed"),
             asyncio.create_task(self._prune_loop(), name="flagstaff-prune"),
+            asyncio.create_task(self._tick_loop(), name="flagstaff-stream-ticker"),
         ]
         dsn = listen_dsn(self._store)
         if dsn is not None and self._settings.listen:
@@ -184,18 +244,25 @@ class ChangeFeed:
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=30)
 
-    def subscribe(self, *, environment: str, transport: str) -> Subscriber:
+    def subscribe(self, *, environment: str, transport: str, keepalive: bool = False) -> Subscriber:
+        settings = self._settings
+        now = asyncio.get_running_loop().time()
         subscriber = Subscriber(
-            environment=environment, transport=transport, maxsize=self._settings.buffer_size
+            environment=environment,
+            transport=transport,
+            maxsize=settings.buffer_size,
+            deadline=now + random.uniform(settings.max_age_min_seconds, settings.max_age_max_seconds),
+            keepalive=keepalive,
+            now=now,
         )
         self._subscribers.add(subscriber)
-        self._metrics.stream_clients.labels(transport=transport).inc()
+        self._metrics.clients(transport).inc()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber in self._subscribers:
             self._subscribers.discard(subscriber)
-            self._metrics.stream_clients.labels(transport=subscriber.transport).dec()
+            self._metrics.clients(subscriber.transport).dec()
         subscriber.close("unsubscribed")
 
     def close_all(self, reason: str) -> None:
@@ -263,13 +330,13 @@ class ChangeFeed:
                 partial(self._store.events_since, after_id=self.cursor, limit=PAGE)
             )
             for event in page:
-                self._publish(event)
+                await self._publish(event)
             if page and self._snapshots is not None:
                 await self._call(partial(_apply_all, self._snapshots, page))
             if len(page) < PAGE:
                 return
 
-    def _publish(self, event: ChangeEvent) -> None:
+    async def _publish(self, event: ChangeEvent) -> None:
         self.cursor = max(self.cursor, event.id)
         self._puts.clear()
         self._metrics.feed_events.inc()
@@ -277,14 +344,43 @@ class ChangeFeed:
             max(0.0, (datetime.now(UTC) - _aware(event.created_at)).total_seconds())
         )
         encoded: dict[str, Outgoing | None] = {}
-        for subscriber in list(self._subscribers):
+        for n, subscriber in enumerate(list(self._subscribers), 1):
+            if n % SLICE == 0:
+                # Let requests in between slices: writing to ten thousand sockets takes a
+                # few hundred milliseconds that would otherwise stall the whole API.  A client
+                # connecting meanwhile reads the change from the database instead.
+                await asyncio.sleep(0)
             env = subscriber.environment
             if env not in encoded:
                 encoded[env] = protocol_event(event, env)
             item = encoded[env]
             if item is not None and not subscriber.offer(item):
-                self._metrics.slow_consumers.labels(transport=subscriber.transport).inc()
+                self._metrics.slow(subscriber.transport).inc()
                 subscriber.close("slow")
+
+    async def _tick_loop(self) -> None:
+        """Keepalives and maximum ages for every connection from one shared ticker.
+
+        One timer per connection (re-armed on every wait) costs a heap entry and a handle per
+        connection and per event; a single pass over the subscribers costs well under a
+        millisecond per thousand connections and fires within one tick of the due time.
+        """
+        settings = self._settings
+        period = min(1.0, settings.keepalive_seconds / 2)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            quiet_since = now - settings.keepalive_seconds
+            for n, subscriber in enumerate(list(self._subscribers), 1):
+                if n % SLICE == 0:
+                    # Keepalives fall due together (after a fan-out every connection went
+                    # quiet at once); waking them in slices keeps the API responsive.
+                    await asyncio.sleep(0)
+                if now >= subscriber.deadline:
+                    subscriber.close("max_age")
+                elif subscriber.keepalive and subscriber.last_write <= quiet_since:
+                    subscriber.ping()
 
     async def _listen(self, dsn: str) -> None:
         import psycopg

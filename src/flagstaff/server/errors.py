@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from flagstaff.errors import FlagstaffError
+from flagstaff.server.redaction import redact
 
 log = logging.getLogger("flagstaff.server")
 
@@ -102,7 +103,8 @@ def field_path(loc: Sequence[Any]) -> str:
 
 async def _flagstaff_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlagstaffError)
-    return JSONResponse(exc.to_dict(), status_code=exc.status)
+    # Messages may quote input; a secret pasted into a field is never echoed back.
+    return JSONResponse(redact(exc.to_dict()), status_code=exc.status)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

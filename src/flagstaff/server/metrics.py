@@ -74,10 +74,34 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        # Labelled children, looked up once: ``labels()`` takes a lock and builds a key on every
+        # call, which the fan-out would otherwise pay per connection and per event.
+        self._clients: dict[str, Gauge] = {}
+        self._slow: dict[str, Counter] = {}
+        self._sent: dict[tuple[str, str], Counter] = {}
         for transport in ("sse", "ws"):
             # Present from the start so dashboards (and tests) see zeros, not absent series.
-            self.stream_clients.labels(transport=transport)
-            self.slow_consumers.labels(transport=transport)
+            self.clients(transport)
+            self.slow(transport)
+
+    def clients(self, transport: str) -> Gauge:
+        child = self._clients.get(transport)
+        if child is None:
+            child = self._clients[transport] = self.stream_clients.labels(transport=transport)
+        return child
+
+    def slow(self, transport: str) -> Counter:
+        child = self._slow.get(transport)
+        if child is None:
+            child = self._slow[transport] = self.slow_consumers.labels(transport=transport)
+        return child
+
+    def sent(self, transport: str, event: str) -> Counter:
+        key = (transport, event)
+        child = self._sent.get(key)
+        if child is None:
+            child = self._sent[key] = self.events_sent.labels(transport=transport, event=event)
+        return child
 
 
 class LatencyMiddleware:
@@ -113,7 +137,9 @@ class LatencyMiddleware:
                 # the next poll (on SQLite the poll is the only other way to learn of it).
                 self.on_write()
             route = _route_template(scope)
-            if route not in _UNTIMED_ROUTES:
+            # /stream may be served before routing (stream.StreamEndpoint), so no route is
+            # set; the path tells it apart.
+            if route not in _UNTIMED_ROUTES and scope.get("path") not in _UNTIMED_ROUTES:
                 self.metrics.request_latency.labels(
                     method=method, route=route, status=str(status)
                 ).observe(time.perf_counter() - started)

@@ -116,6 +116,7 @@ class EvaluationOut(BaseModel):
     error_code: str | None
     error_message: str | None
     version: int | None
+    in_experiment: bool = False
 
 
 class EvaluationsOut(BaseModel):
@@ -127,3 +128,57 @@ class EvaluationsOut(BaseModel):
 class PageOut(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+# -- issue 6: ingestion and experiments (contract §9) --------------------------------------------
+
+MAX_BATCH_EVENTS = 10_000
+
+
+class _Ingest(BaseModel):
+    # Unknown top-level fields are ignored so that newer SDKs can add metadata; the events
+    # themselves are validated by the store, which names ``events[i].field`` on a 400.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    batch_id: str = Field(min_length=1, max_length=128, description="retry-safe batch id (a UUID)")
+
+
+class ExposuresIn(_Ingest):
+    events: list[Any] = Field(
+        max_length=MAX_BATCH_EVENTS,
+        description='[{"flag_key", "variant", "user_key", "timestamp", "reason", "flag_version", '
+        '"in_experiment"}]',
+    )
+
+
+class TrackIn(_Ingest):
+    events: list[Any] = Field(
+        max_length=MAX_BATCH_EVENTS,
+        description='[{"metric", "user_key", "value": number|null (null = conversion), "timestamp"}]',
+    )
+
+
+class EvaluationCountsIn(_Ingest):
+    window_start: str = Field(max_length=64)
+    window_end: str = Field(max_length=64)
+    counts: list[Any] = Field(
+        max_length=MAX_BATCH_EVENTS, description='[{"flag_key", "variant", "count"}]'
+    )
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    duplicate: bool
+
+
+class ExperimentIn(_Open):
+    """The experiment block of one environment (contract §9); the engine validates it."""
+
+    allocation: float | int = Field(default=100, description="percent of eligible traffic")
+    variations: list[dict[str, Any]] = Field(
+        examples=[[{"variant": "control", "weight": 50}, {"variant": "treatment", "weight": 50}]]
+    )
+    control: str = Field(max_length=64)
+    primary_metric: str = Field(max_length=128)
+    metric_kind: Literal["conversion", "numeric"] = "conversion"
+    salt: str = Field(min_length=1, max_length=200)

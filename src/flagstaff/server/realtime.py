@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.middleware import Middleware
 
 from flagstaff.server.changefeed import ChangeFeed
 from flagstaff.server.metrics import LatencyMiddleware, Metrics
 from flagstaff.server.metrics import router as metrics_router
+from flagstaff.server.stream import RawSendMiddleware, StreamEndpoint
 from flagstaff.server.stream import router as stream_router
 from flagstaff.server.ws import router as ws_router
 
@@ -97,6 +99,12 @@ def install(app: FastAPI) -> None:
     app.include_router(ws_router)
     app.include_router(metrics_router)
     app.add_middleware(LatencyMiddleware, metrics=realtime.metrics, on_write=realtime.wake)
+    # Outermost, so /stream body chunks can skip every middleware (they only touch the start).
+    app.add_middleware(RawSendMiddleware)
+    # Innermost of the app's middlewares (appended: the list runs outermost first), so request
+    # ids, the access log and the latency middleware still see /stream while FastAPI's routing
+    # and dependency machinery is not held in memory by every open connection.
+    app.user_middleware.append(Middleware(StreamEndpoint))
     app.router.lifespan_context = _wrap_lifespan(app.router.lifespan_context, realtime)
 
 

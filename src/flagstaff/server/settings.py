@@ -26,6 +26,27 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Comma-separated origins; empty disables CORS entirely.
     cors_origins: str = ""
+    # Request limits (docs/reliability.md): structural JSON limits, answered 400 ``invalid``.
+    max_json_depth: int = Field(default=64, gt=0)
+    max_string_length: int = Field(default=65_536, gt=0)
+    max_list_items: int = Field(default=100_000, gt=0)
+    max_object_keys: int = Field(default=10_000, gt=0)
+    # A request body must arrive within this time (slowloris), else 408 and the socket closes.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Concurrent /stream + /ws connections per SDK key (429 beyond).
+    max_streams_per_key: int = Field(default=1000, gt=0)
+    # Authentication failures (401) per client IP and window before 429 (per process).
+    max_auth_failures: int = Field(default=20, gt=0)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    # Ingestion batches hold up to 10,000 events (about 2 MB of exposures).
+    ingest_max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # Flag lifecycle: days without evaluations, or serving one variant, before a flag of that
+    # kind is stale; unset (empty) means never.
+    stale_release_days: int | None = Field(default=40, gt=0)
+    stale_experiment_days: int | None = Field(default=40, gt=0)
+    stale_operational_days: int | None = Field(default=7, gt=0)
+    stale_kill_switch_days: int | None = Field(default=None, gt=0)
+    stale_permission_days: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _insecure_means_localhost(self) -> Settings:
@@ -34,6 +55,16 @@ class Settings(BaseSettings):
         if self.insecure_dev:
             self.host = LOCALHOST
         return self
+
+    @property
+    def stale_thresholds(self) -> dict[str, int | None]:
+        return {
+            "release": self.stale_release_days,
+            "experiment": self.stale_experiment_days,
+            "operational": self.stale_operational_days,
+            "kill-switch": self.stale_kill_switch_days,
+            "permission": self.stale_permission_days,
+        }
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -5,26 +5,32 @@ A connection subscribes to the change feed *before* it reads what the client is 
 is above the last one it sent.  Subscribing first means no event can fall between the backlog
 read and the live queue; the id filter means none is sent twice.
 
-The response is a small ASGI loop rather than a generic streaming response so that one
-coroutine per connection does everything (keepalives, maximum age, slow-consumer cut-off),
-which keeps ten thousand idle connections cheap.  SSE frames are encoded once per event by
-``sse_starlette.ServerSentEvent`` and shared by every connection of an environment.
+The response is a small ASGI loop rather than a generic streaming response: one coroutine per
+connection writes (plus one waiting for the disconnect), keepalives and maximum ages come from
+the change feed's one shared ticker, a successful request is served by :class:`StreamEndpoint`
+ahead of FastAPI's routing and body chunks bypass the middlewares (:class:`RawSendMiddleware`),
+which keeps ten thousand idle connections cheap in memory and the fan-out cheap in CPU.  SSE
+frames are encoded once per event and shared by every connection of an environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import random
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
+import anyio.to_thread
 from fastapi import APIRouter, Request, Response
-from starlette.types import Receive, Scope, Send
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flagstaff.errors import Invalid
-from flagstaff.server.auth import ServerSdk
+from flagstaff.server.auth import SDK_SERVER, ServerSdk
 from flagstaff.server.changefeed import ChangeFeed, Outgoing, Subscriber, protocol_event
 from flagstaff.server.errors import error_responses
 from flagstaff.server.metrics import Metrics
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("flagstaff.server.stream")
 
 router = APIRouter(tags=["sdk"])
+
+STREAM_PATH = "/stream"
 
 HEADERS = {
     "Cache-Control": "no-cache",
@@ -48,6 +56,12 @@ KEEPALIVE = b": keepalive\n"
 
 # Why a pump ended; the transport decides how to close.
 SEND_TIMEOUT = "send_timeout"
+
+
+@functools.cache
+def _raw_headers() -> list[tuple[bytes, bytes]]:
+    response = Response(media_type=EventStreamResponse.media_type, headers=HEADERS)
+    return [(k, v) for k, v in response.raw_headers if k != b"content-length"]
 
 
 def parse_last_event_id(value: str | None, *, field: str) -> int | None:
@@ -85,16 +99,19 @@ async def pump(
 ) -> str:
     """Forward events to one client until it goes away, falls behind, or reaches its age.
 
-    Returns why it stopped: the subscriber's close reason, ``max_age``, ``final`` or
-    :data:`SEND_TIMEOUT` (the client stopped reading; the connection must be dropped).
+    Returns why it stopped: the subscriber's close reason (``max_age`` and keepalive wake-ups
+    come from the feed's shared ticker), ``final`` or :data:`SEND_TIMEOUT` (the client stopped
+    reading; the connection must be dropped).
     """
     settings = realtime.settings
     metrics = realtime.metrics
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + random.uniform(
-        settings.max_age_min_seconds, settings.max_age_max_seconds
-    )
     pending: list[Outgoing | None] = list(initial)
+    # Emptied (it is the caller's fresh list) rather than kept for the connection's lifetime:
+    # a ``put`` can be a large snapshot, and connections opened at different times would each
+    # pin a different one.
+    initial.clear()
+    subscriber.sent_up_to = sent_up_to
     # The initial events are exactly what is missing; queued ones may repeat them.
     trusted = True
     while True:
@@ -104,9 +121,9 @@ async def pump(
             if item is None:
                 closed = True
                 break
-            if trusted or item.id > sent_up_to:
+            if trusted or item.id > subscriber.sent_up_to:
                 batch.append(item)
-                sent_up_to = max(sent_up_to, item.id)
+                subscriber.sent_up_to = max(subscriber.sent_up_to, item.id)
         trusted = False
         if batch:
             try:
@@ -114,34 +131,27 @@ async def pump(
                     await write(batch)
             except TimeoutError:
                 return _stalled(subscriber, metrics)
+            subscriber.last_write = loop.time()
             for item in batch:
-                metrics.events_sent.labels(transport=subscriber.transport, event=item.event).inc()
+                metrics.sent(subscriber.transport, item.event).inc()
             if batch[-1].final:
                 return "final"
         if closed:
             return subscriber.closed_reason or "closed"
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            return "max_age"
-        try:
-            # asyncio.timeout rather than wait_for: no extra task per wait, which matters
-            # with ten thousand idle connections.
-            async with asyncio.timeout(min(settings.keepalive_seconds, remaining)):
-                pending = await subscriber.get()
-        except TimeoutError:
-            pending = []
-            if keepalive is not None and deadline > loop.time():
-                try:
-                    async with asyncio.timeout(settings.send_timeout_seconds):
-                        await keepalive()
-                except TimeoutError:
-                    return _stalled(subscriber, metrics)
+        pending = await subscriber.get()
+        if not pending and keepalive is not None:
+            try:
+                async with asyncio.timeout(settings.send_timeout_seconds):
+                    await keepalive()
+            except TimeoutError:
+                return _stalled(subscriber, metrics)
+            subscriber.last_write = loop.time()
 
 
 def _stalled(subscriber: Subscriber, metrics: Metrics) -> str:
     """A write blocked too long; count the client as slow unless the feed already did."""
     if subscriber.closed_reason is None:
-        metrics.slow_consumers.labels(transport=subscriber.transport).inc()
+        metrics.slow(subscriber.transport).inc()
     subscriber.close("slow")
     return SEND_TIMEOUT
 
@@ -159,10 +169,12 @@ class EventStreamResponse(Response):
         initial: list[Outgoing],
         sent_up_to: int,
     ) -> None:
-        # Not Response.__init__: with no body it would announce ``Content-Length: 0``.
+        # Not Response.__init__: with no body it would announce ``Content-Length: 0``.  The
+        # header list is built once and shared: nothing downstream mutates it (middlewares and
+        # the server copy), and every open connection would otherwise keep its own.
         self.status_code = 200
         self.background = None
-        self.init_headers(HEADERS)
+        self.raw_headers = _raw_headers()
         self.realtime = realtime
         self.subscriber = subscriber
         self.initial = initial
@@ -171,34 +183,35 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         feed = self.realtime.require_feed()
         subscriber = self.subscriber
-        watcher = asyncio.create_task(_watch_disconnect(receive, subscriber))
-
-        # The retry hint rides in the first event's block: a block holding only ``retry:``
-        # dispatches nothing in browsers but shows up as an empty message in some clients.
-        prefix = f"retry: {self.realtime.settings.retry_ms}\n".encode()
-
-        async def write(batch: list[Outgoing]) -> None:
-            nonlocal prefix
-            body = prefix + b"".join(item.sse for item in batch)
-            prefix = b""
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-
-        async def keepalive() -> None:
-            await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-
+        # The response start goes through every middleware (request id, access log, status);
+        # body chunks go straight to the server's ``send`` when RawSendMiddleware saved it:
+        # no middleware looks at body bytes, and their wrapper coroutines (one per layer, per
+        # chunk and per connection) were most of the fan-out's CPU.  Likewise the disconnect
+        # is awaited on the server's own ``receive`` (the body limit has nothing to count on a
+        # GET).
+        writer = _SseWriter(
+            scope.get(RAW_SEND_KEY) or send, subscriber, self.realtime.settings.retry_ms,
+            self.realtime.metrics,
+        )
+        watcher = asyncio.create_task(
+            _watch_disconnect(scope.get(RAW_RECEIVE_KEY) or receive, subscriber)
+        )
         try:
             await send(
                 {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             )
+            subscriber.direct = writer.direct
+            subscriber.direct_ping = writer.direct_ping
             reason = await pump(
                 subscriber,
                 realtime=self.realtime,
                 initial=self.initial,
                 sent_up_to=self.sent_up_to,
-                write=write,
-                keepalive=keepalive,
+                write=writer.write,
+                keepalive=writer.keepalive,
             )
         finally:
+            subscriber.direct = subscriber.direct_ping = None
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -211,12 +224,145 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class _SseWriter:
+    """Writes one connection's SSE body; a slotted object rather than three closures, which
+    with their cells cost more memory per held connection."""
+
+    __slots__ = ("_metrics", "_prefix", "_send", "_subscriber")
+
+    def __init__(self, send: Send, subscriber: Subscriber, retry_ms: int, metrics: Metrics) -> None:
+        self._send = send
+        self._subscriber = subscriber
+        self._metrics = metrics
+        # The retry hint rides in the first event's block: a block holding only ``retry:``
+        # dispatches nothing in browsers but shows up as an empty message in some clients.
+        self._prefix = f"retry: {retry_ms}\n".encode()
+
+    async def write(self, batch: list[Outgoing]) -> None:
+        # One event (the usual case) needs no join; frames are shared, never copied.
+        frames = batch[0].sse if len(batch) == 1 else b"".join([i.sse for i in batch])
+        body = self._prefix + frames if self._prefix else frames
+        self._prefix = b""
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def keepalive(self) -> None:
+        await self._send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+
+    def direct(self, item: Outgoing) -> bool:
+        """Write ``item`` now from the fan-out if the server can take it without waiting.
+
+        ``send`` is driven by hand: uvicorn's completes without suspending unless the socket's
+        buffer is full, and then it suspends (waiting to drain) before writing anything, so
+        closing it there loses nothing and the pump sends the event the normal way, under the
+        send timeout.
+        """
+        if self._prefix or item.final or not self._write_now(item.sse):
+            return False
+        self._subscriber.sent_up_to = item.id
+        self._metrics.sent("sse", item.event).inc()
+        return True
+
+    def direct_ping(self) -> bool:
+        """Write a keepalive now if the server can take it without waiting."""
+        return self._write_now(KEEPALIVE)
+
+    def _write_now(self, body: bytes) -> bool:
+        coroutine = cast(
+            Coroutine[Any, Any, None],
+            self._send({"type": "http.response.body", "body": body, "more_body": True}),
+        )
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            self._subscriber.last_write = asyncio.get_running_loop().time()
+            return True
+        except Exception:
+            # Whatever failed, the pump's own write will meet it and end the stream.
+            return False
+        coroutine.close()
+        return False
+
+
 async def _watch_disconnect(receive: Receive, subscriber: Subscriber) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             subscriber.close("disconnected")
             return
+
+
+RAW_SEND_KEY = "flagstaff.raw_send"
+RAW_RECEIVE_KEY = "flagstaff.raw_receive"
+
+
+class RawSendMiddleware:
+    """Outermost: remembers the server's own ``send`` and ``receive`` in the scope of
+    ``/stream`` requests (see :meth:`EventStreamResponse.__call__`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == STREAM_PATH:
+            scope[RAW_SEND_KEY] = send
+            scope[RAW_RECEIVE_KEY] = receive
+        await self.app(scope, receive, send)
+
+
+class StreamEndpoint:
+    """Innermost middleware: serves an authorised ``GET /stream`` before FastAPI routing.
+
+    A held connection keeps its whole call chain suspended in memory; FastAPI's routing,
+    dependency solving and exception wrappers alone were over half of the ~35 KiB each
+    connection cost.  Served here, outside them, a connection is a few frames.  Anything
+    that is not a clean success (no or bad key, wrong kind, bad ``Last-Event-ID``, no feed)
+    falls through to the ``/stream`` route, which answers it exactly as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == STREAM_PATH and scope["method"] == "GET":
+            response = await self._accept(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _accept(self, scope: Scope) -> EventStreamResponse | None:
+        app: Any = scope.get("app")
+        realtime: Realtime | None = getattr(getattr(app, "state", None), "realtime", None)
+        if realtime is None or realtime.feed is None:
+            return None
+        headers = Headers(scope=scope)
+        scheme, secret = get_authorization_scheme_param(headers.get("authorization"))
+        if scheme.lower() != "bearer" or not secret:
+            return None
+        try:
+            after_id = parse_last_event_id(headers.get("last-event-id"), field="Last-Event-ID")
+        except Invalid:
+            return None
+        store = app.state.store
+        record = await anyio.to_thread.run_sync(partial(store.authenticate, secret=secret))
+        if record is None or record.kind != SDK_SERVER or not record.environment:
+            return None
+        return await subscribe_response(realtime, record.environment, after_id)
+
+
+async def subscribe_response(
+    realtime: Realtime, environment: str, after_id: int | None
+) -> EventStreamResponse:
+    feed = realtime.require_feed()
+    subscriber = feed.subscribe(environment=environment, transport="sse", keepalive=True)
+    try:
+        initial, sent_up_to = await initial_events(feed, environment, after_id)
+    except BaseException:
+        feed.unsubscribe(subscriber)
+        raise
+    return EventStreamResponse(
+        realtime=realtime, subscriber=subscriber, initial=initial, sent_up_to=sent_up_to
+    )
 
 
 def stream_environment(environment: str | None) -> str:
@@ -234,15 +380,7 @@ def stream_environment(environment: str | None) -> str:
 )
 async def stream(request: Request, principal: ServerSdk) -> Response:
     realtime: Realtime = request.app.state.realtime
-    feed = realtime.require_feed()
+    realtime.require_feed()
     environment = stream_environment(principal.environment)
     after_id = parse_last_event_id(request.headers.get("last-event-id"), field="Last-Event-ID")
-    subscriber = feed.subscribe(environment=environment, transport="sse")
-    try:
-        initial, sent_up_to = await initial_events(feed, environment, after_id)
-    except BaseException:
-        feed.unsubscribe(subscriber)
-        raise
-    return EventStreamResponse(
-        realtime=realtime, subscriber=subscriber, initial=initial, sent_up_to=sent_up_to
-    )
+    return await subscribe_response(realtime, environment, after_id)

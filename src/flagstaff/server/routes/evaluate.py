@@ -56,6 +56,7 @@ def detail_json(key: str, detail: EvaluationDetail) -> dict[str, Any]:
         "error_code": detail.error_code.value if detail.error_code else None,
         "error_message": detail.error_message,
         "version": detail.version,
+        "in_experiment": detail.in_experiment,
     }
 
 

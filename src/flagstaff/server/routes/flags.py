@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 
 from flagstaff.errors import Invalid
 from flagstaff.server.auth import Editor, Viewer
@@ -13,6 +13,7 @@ from flagstaff.server.errors import error_responses
 from flagstaff.server.etags import etag, parse_if_match
 from flagstaff.server.models import FlagIn, FlagReplaceIn, PageOut, ToggleIn
 from flagstaff.server.routes.audit import audit_page
+from flagstaff.server.routes.lifecycle import stale_page
 from flagstaff.store import Store
 
 router = APIRouter(prefix="/flags", tags=["flags"])
@@ -47,12 +48,19 @@ def create_flag(body: FlagIn, response: Response, principal: Editor, store: Stor
 def list_flags(
     _: Viewer,
     store: StoreDep,
-    state: Annotated[str | None, Query(pattern="^(active|archived)$")] = None,
+    request: Request,
+    state: Annotated[
+        str | None,
+        Query(pattern="^(active|archived|stale)$",
+              description="stale: active flags unused or serving one variant (docs/experiments.md)"),
+    ] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200, description="search key, name, description")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
+    if state == "stale":
+        return stale_page(request, limit=limit, cursor=cursor)
     page = store.list_flags(state=state, tag=tag, q=q, limit=limit, cursor=cursor)
     return {"items": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
 

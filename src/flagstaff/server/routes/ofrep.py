@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from flagstaff.engine import ErrorCode as EngineErrorCode
-from flagstaff.engine import EvaluationDetail
+from flagstaff.engine import EvaluationDetail, Reason
 from flagstaff.server.auth import AnyPrincipal
 from flagstaff.server.deps import get_snapshots
 from flagstaff.server.errors import error_responses
@@ -50,6 +50,11 @@ def _success(key: str, detail: EvaluationDetail) -> dict[str, Any]:
         metadata["ruleId"] = detail.rule_id
     if detail.prerequisite_key is not None:
         metadata["prerequisiteKey"] = detail.prerequisite_key
+    if detail.reason is Reason.PREREQUISITE_FAILED:
+        # OpenFeature has no word for a failed prerequisite; keep ours next to its DISABLED.
+        metadata["flagstaffReason"] = detail.reason.value
+    if detail.in_experiment:
+        metadata["inExperiment"] = True
     return {
         "key": key,
         "value": detail.value,

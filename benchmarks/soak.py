@@ -1,0 +1,234 @@
+"""Soak: one server under steady writes, N streaming clients and remote evaluations.
+
+    .venv/bin/python benchmarks/soak.py [--minutes 15] [--clients 1000] [--writes-per-second 5]
+                                        [--evaluations-per-second 20] [--database-url URL]
+
+A fresh ``python -m flagstaff.server`` (SQLite in a temporary directory unless
+``--database-url``) gets 20 flags and one server-side SDK key.  N raw asyncio SSE readers
+(HTTP/1.0, so the body is the plain event stream) follow ``/stream`` and keep each flag's
+version as the events say; a writer toggles random flags; an evaluator calls ``/evaluate``.
+Every ``--sample-seconds`` the server's RSS and open file descriptors (``/proc/<pid>/fd``)
+are recorded.  At the end writes stop, and every client's flag versions must equal the
+server's ``GET /sdk/flags`` snapshot.  Exit status 1 if any client differs, any API call
+failed or a stream broke.  Figures are printed (copy them to docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+FLAGS = [f"soak-{i:02d}" for i in range(20)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@dataclass
+class Client:
+    """One SSE reader: the flag versions it has applied, from the events alone."""
+
+    versions: dict[str, int] = field(default_factory=dict)
+    last_id: int = 0
+    events: int = 0
+    broken: str | None = None
+    buffer: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
+            self._apply(block)
+
+    def _apply(self, block: bytes) -> None:
+        event, data, ident = "", "", None
+        for line in block.decode().split("\n"):
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:].strip()
+            elif line.startswith("id:"):
+                ident = int(line[3:].strip())
+        if not event:
+            return
+        self.events += 1
+        payload = json.loads(data)
+        if event == "put":
+            self.versions = {k: int(f["version"]) for k, f in payload["flags"].items()}
+        elif event == "flag_updated":
+            self.versions[payload["key"]] = int(payload["flag"]["version"])
+        elif event == "flag_archived":
+            self.versions.pop(payload["key"], None)
+        if ident is not None:
+            self.last_id = ident
+
+
+async def follow(client: Client, port: int, key: str, stop: asyncio.Event) -> None:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET /stream HTTP/1.0\r\nHost: soak\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+            client.broken = head.split(b"\r\n", 1)[0].decode()
+            return
+        while not stop.is_set():
+            data = await reader.read(65536)
+            if not data:
+                client.broken = "closed by server"
+                return
+            client.feed(data)
+        writer.close()
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        client.broken = repr(exc)
+
+
+async def soak(args: argparse.Namespace) -> int:
+    port = free_port()
+    admin = "fsm_" + secrets.token_urlsafe(32)
+    tmp = Path(tempfile.mkdtemp(prefix="rel_soak_"))
+    env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": admin, "FLAGSTAFF_DEMO": "false",
+           "FLAGSTAFF_LOG_LEVEL": "WARNING", "FLAGSTAFF_MAX_STREAMS_PER_KEY": str(args.clients + 10)}
+    url = args.database_url or f"sqlite:///{tmp / 'soak.db'}"
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flagstaff.server", "--port", str(port), "--database-url", url],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    errors: list[str] = []
+    samples: list[tuple[float, float, int]] = []
+    writes = evaluations = 0
+    try:
+        base = f"http://127.0.0.1:{port}"
+        h = {"Authorization": f"Bearer {admin}"}
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            for _ in range(200):
+                try:
+                    if (await api.get("/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            for key in FLAGS:
+                r = await api.post("/flags", headers=h, json={"key": key, "type": "boolean",
+                                   "environments": {"production": {"enabled": True}}})
+                r.raise_for_status()
+            r = await api.post("/tokens", headers=h, json={"name": "soak", "kind": "sdk-server",
+                                                           "environment": "production"})
+            sdk = r.json()["secret"]
+            stop = asyncio.Event()
+            clients = [Client() for _ in range(args.clients)]
+            tasks = []
+            for i, c in enumerate(clients):
+                tasks.append(asyncio.create_task(follow(c, port, sdk, stop)))
+                if i % 100 == 99:
+                    await asyncio.sleep(0.05)
+            started = time.monotonic()
+            end = started + args.minutes * 60
+            next_sample = started
+            write_gap = 1 / args.writes_per_second
+            eval_gap = 1 / args.evaluations_per_second
+            next_write = next_eval = started
+            while time.monotonic() < end:
+                now = time.monotonic()
+                if now >= next_sample:
+                    samples.append((now - started, rss_mib(server.pid), open_fds(server.pid)))
+                    next_sample += args.sample_seconds
+                if now >= next_write:
+                    key = random.choice(FLAGS)
+                    r = await api.patch(f"/flags/{key}/environments/production", headers=h,
+                                        json={"enabled": random.random() < 0.5})
+                    writes += 1
+                    if r.status_code != 200:
+                        errors.append(f"write {r.status_code}: {r.text[:200]}")
+                    next_write += write_gap
+                if now >= next_eval:
+                    r = await api.post("/evaluate", headers={"Authorization": f"Bearer {sdk}"},
+                                       json={"flag": random.choice(FLAGS),
+                                             "context": {"targeting_key": f"user-{random.randrange(10**6)}"}})
+                    evaluations += 1
+                    if r.status_code != 200:
+                        errors.append(f"evaluate {r.status_code}: {r.text[:200]}")
+                    next_eval += eval_gap
+                await asyncio.sleep(max(0.0, min(next_write, next_eval, next_sample) - time.monotonic()))
+            samples.append((time.monotonic() - started, rss_mib(server.pid), open_fds(server.pid)))
+
+            snapshot = (await api.get("/sdk/flags", headers={"Authorization": f"Bearer {sdk}"})).json()
+            expected = {k: int(f["version"]) for k, f in snapshot["flags"].items()}
+            settle = time.monotonic() + 60
+            while time.monotonic() < settle and any(
+                c.last_id < snapshot["version"] and c.broken is None for c in clients
+            ):
+                await asyncio.sleep(0.2)
+            stop.set()
+            differing = [i for i, c in enumerate(clients) if c.versions != expected]
+            broken = [c.broken for c in clients if c.broken]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+    first, last = samples[0], samples[-1]
+    peak_rss = max(s[1] for s in samples)
+    print(f"soak: {args.minutes:g} min, {args.clients} SSE clients, {writes} writes, "
+          f"{evaluations} evaluations, {sum(c.events for c in clients)} events delivered")
+    print("| t (s) | server RSS (MiB) | open fds |")
+    print("|---:|---:|---:|")
+    step = max(1, len(samples) // 12)
+    for t, rss, fds in samples[::step] + ([last] if (len(samples) - 1) % step else []):
+        print(f"| {t:.0f} | {rss:.1f} | {fds} |")
+    # Growth after warm-up (the first sample is taken while clients are still connecting).
+    warm = samples[min(2, len(samples) - 1)]
+    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB (after warm-up {warm[1]:.1f} -> {last[1]:.1f}, "
+          f"peak {peak_rss:.1f}); fds {first[2]} -> {last[2]}")
+    print(f"final state: {len(clients) - len(differing)}/{len(clients)} clients equal the server "
+          f"snapshot (version {snapshot['version']}); broken streams: {len(broken)}; "
+          f"error responses: {len(errors)}")
+    for line in (errors + [str(b) for b in broken])[:10]:
+        print("  ", line)
+    return 1 if differing or broken or errors else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--writes-per-second", type=float, default=5.0)
+    parser.add_argument("--evaluations-per-second", type=float, default=20.0)
+    parser.add_argument("--sample-seconds", type=float, default=10.0)
+    parser.add_argument("--database-url")
+    sys.exit(asyncio.run(soak(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()

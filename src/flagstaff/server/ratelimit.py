@@ -1,0 +1,115 @@
+"""Rate limiting of authentication failures, per client IP, in process memory.
+
+Every ``401`` answer (missing, unknown or revoked token; also a refused WebSocket handshake)
+counts as one failure for the client's IP.  Once an IP has ``limit`` failures inside a fixed
+window of ``window_seconds``, every request from it except the probes (``/health``,
+``/ready``) is answered ``429 rate_limited`` with ``Retry-After`` until the window ends, even
+with a valid token: otherwise a guesser would still learn which guess was right.  Successful
+requests never count, and other IPs are not affected.
+
+The counters live in this process only (several replicas each count on their own) and are
+bounded: at most ``max_tracked`` IPs, oldest dropped first.  Behind a reverse proxy run uvicorn
+with ``--proxy-headers --forwarded-allow-ips`` so the client IP is the real one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flagstaff.errors import RateLimited
+from flagstaff.server.limits import send_error
+
+EXEMPT_PATHS = frozenset({"/health", "/ready"})
+
+
+class AuthFailureLimiter:
+    """Fixed-window failure counters per IP."""
+
+    def __init__(
+        self, *, limit: int, window_seconds: float, max_tracked: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.max_tracked = max_tracked
+        self.clock = clock
+        # ip -> [window start, failures]
+        self._windows: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, ip: str) -> float | None:
+        """Seconds until ``ip`` may try again, or None if it is not blocked."""
+        with self._lock:
+            window = self._windows.get(ip)
+            if window is None:
+                return None
+            remaining = window[0] + self.window_seconds - self.clock()
+            if remaining <= 0:
+                del self._windows[ip]
+                return None
+            return remaining if window[1] >= self.limit else None
+
+    def record_failure(self, ip: str) -> None:
+        with self._lock:
+            now = self.clock()
+            window = self._windows.get(ip)
+            if window is None or now - window[0] >= self.window_seconds:
+                self._windows.pop(ip, None)
+                if len(self._windows) >= self.max_tracked:
+                    self._evict(now)
+                self._windows[ip] = [now, 1]
+            else:
+                window[1] += 1
+
+    def _evict(self, now: float) -> None:
+        expired = [ip for ip, w in self._windows.items() if now - w[0] >= self.window_seconds]
+        for ip in expired:
+            del self._windows[ip]
+        while len(self._windows) >= self.max_tracked:
+            del self._windows[next(iter(self._windows))]  # the oldest window
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class AuthRateLimitMiddleware:
+    """Counts 401 answers per IP and answers 429 to blocked IPs."""
+
+    def __init__(self, app: ASGIApp, *, limiter: AuthFailureLimiter) -> None:
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip(scope)
+        retry_after = self.limiter.retry_after(ip)
+        if retry_after is not None:
+            seconds = max(1, math.ceil(retry_after))
+            error = RateLimited(
+                "too many authentication failures from this address; try again later",
+                details={"retry_after_seconds": seconds},
+            )
+            if scope["type"] == "http":
+                await send_error(send, error)
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+            return
+
+        async def observing_send(message: Message) -> None:
+            if (
+                message["type"] in ("http.response.start", "websocket.http.response.start")
+                and message.get("status") == 401
+            ):
+                self.limiter.record_failure(ip)
+            await send(message)
+
+        await self.app(scope, receive, observing_send)
