@@ -6,11 +6,13 @@ For each N a fresh ``python -m flagstaff.server`` (SQLite unless ``--database-ur
 and an asyncio load generator (raw asyncio streams, which scale to 10,000 sockets far better
 than a full HTTP client) opens N ``/stream`` connections.  Measured:
 
-* management API latency (``GET /flags/{key}``, sequential, from a separate thread) idle and
-  with N connected, p50/p99 and the change;
+* management API latency (``GET /flags/{key}``, sequential, from a separate process so the load
+  generator's reading does not delay it) idle and with N connected, p50/p99 and the change;
 * change propagation: a flag is created through the API, and the time from sending that request
   until each client has read the event, p50/p99/max over all clients and writes;
-* server RSS growth per connection (user-space memory; kernel socket buffers are not included);
+* server RSS growth per connection, (RSS with N connected - RSS idle) / N, idle being after one
+  batch of 250 connections was opened and closed (user-space memory; kernel socket buffers are
+  not included);
 * CPU seconds used by the server and by the load generator while connected.
 
 The server and the load generator share the machine, so the propagation figures include the
@@ -31,8 +33,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import httpx
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_section
@@ -105,13 +109,67 @@ class Server:
             self.process.wait()
 
     def latency(self, samples: int) -> list[float]:
-        out = []
+        """Sequential ``GET /flags/bench-0`` timings, taken by a separate process: in this one
+        the load generator's event loop holds the GIL while it reads the streams, which would
+        show up as API latency that the server never caused."""
+        probe = subprocess.run(
+            [sys.executable, __file__, "--latency-probe", self.url, self.token, str(samples)],
+            check=True, capture_output=True, text=True)
+        return [float(x) for x in probe.stdout.split()]
+
+
+def latency_probe(url: str, token: str, samples: int) -> None:
+    with httpx.Client(base_url=url, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
         for _ in range(samples):
             started = time.perf_counter()
-            response = self.client.get("/flags/bench-0")
-            out.append(time.perf_counter() - started)
+            response = client.get("/flags/bench-0")
+            print(time.perf_counter() - started)
             assert response.status_code == 200
-        return out
+
+
+class _Connection(asyncio.Protocol):
+    """One raw SSE connection: a Protocol, not a StreamReader and a task, so the load generator
+    costs one callback per read and little memory, and does not compete with the server."""
+
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.head = b""
+        self.tail = b""
+        self.seen = -1
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.clients.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if not self.started.done():
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 200 " not in self.head.split(b"\r\n", 1)[0]:
+                self.started.set_exception(RuntimeError(self.head.decode(errors="replace")))
+                assert self.transport is not None
+                self.transport.close()
+                return
+            self.started.set_result(None)
+            data, self.head = self.head[end + 4:], b""
+        buffer = self.tail + data
+        for match in EVENT.finditer(buffer):
+            k = int(match.group(1))
+            if k > self.seen:
+                self.seen = k
+                self.clients.arrivals.setdefault(k, []).append(now)
+        self.tail = buffer[-256:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.started.done():
+            self.started.set_exception(ConnectionError("closed before the response"))
 
 
 class Clients:
@@ -122,8 +180,7 @@ class Clients:
                         f"{key}\r\nAccept: text/event-stream\r\n\r\n").encode()
         self.port = port
         self.arrivals: dict[int, list[float]] = {}
-        self.tasks: list[asyncio.Task[None]] = []
-        self.writers: list[asyncio.StreamWriter] = []
+        self.connections: list[_Connection] = []
         self.failed = 0
 
     async def open(self, n: int, batch: int = 250) -> None:
@@ -133,38 +190,25 @@ class Clients:
             self.failed += sum(isinstance(o, BaseException) for o in opened)
 
     async def _connect(self) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
-        writer.write(self.request)
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        if b" 200 " not in head.split(b"\r\n", 1)[0]:
-            writer.close()
-            raise RuntimeError(head.decode(errors="replace"))
-        self.writers.append(writer)
-        self.tasks.append(asyncio.create_task(self._read(reader)))
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            lambda: _Connection(self), "127.0.0.1", self.port)
+        async with asyncio.timeout(30):
+            await connection.started
+        self.connections.append(connection)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        tail = b""
-        seen = -1
-        while chunk := await reader.read(1 << 16):
-            now = time.perf_counter()
-            data = tail + chunk
-            for match in EVENT.finditer(data):
-                k = int(match.group(1))
-                if k > seen:
-                    seen = k
-                    self.arrivals.setdefault(k, []).append(now)
-            tail = data[-256:]
+    def delivered(self) -> int:
+        return sum(len(v) for v in self.arrivals.values())
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for writer in self.writers:
-            writer.close()
+        for connection in self.connections:
+            if connection.transport is not None:
+                connection.transport.close()
+        await asyncio.sleep(0.5)
 
 
-async def run_one(n: int, *, writes: int, samples: int, database_url: str, log: Path) -> list[str]:
+async def run_one(n: int, *, writes: int, samples: int, interval: float, database_url: str,
+                  log: Path) -> list[str]:
     server = Server(database_url, log)
     try:
         admin = server.client
@@ -174,6 +218,13 @@ async def run_one(n: int, *, writes: int, samples: int, database_url: str, log: 
                                    "environments": {"production": {"enabled": True}}})
         await asyncio.to_thread(server.latency, 50)  # warm-up
         idle = await asyncio.to_thread(server.latency, samples)
+        # One batch of connections opened and closed first, so the idle figure already has
+        # what any burst of connects starts once (the auth worker threads, ~0.1 MiB each);
+        # that is not a per-connection cost and would otherwise inflate small N the most.
+        warm = Clients(server.port, key)
+        await warm.open(250)
+        await warm.close()
+        await asyncio.sleep(1)
         rss_before = rss_kib(server.process.pid)
         clients = Clients(server.port, key)
         cpu_server, cpu_self, started = cpu_seconds(server.process.pid), own_cpu(), time.monotonic()
@@ -189,18 +240,25 @@ async def run_one(n: int, *, writes: int, samples: int, database_url: str, log: 
                 admin.post, "/flags",
                 json={"key": f"bench-{k}", "type": "boolean",
                       "environments": {"production": {"enabled": True}}})
-            await asyncio.sleep(0.3)
-        await asyncio.sleep(2)
+            await asyncio.sleep(interval)
+        # Wait for the stragglers (up to 15 s) rather than a fixed time, so a slow fan-out
+        # shows up as latency, not as events missing from the count.
+        deadline = time.monotonic() + 15
+        while clients.delivered() < (n - clients.failed) * writes and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         cpu_server = cpu_seconds(server.process.pid) - cpu_server
         cpu_self = own_cpu() - cpu_self
         wall = time.monotonic() - started
         delays = [t - sent[k] for k, times in clients.arrivals.items() for t in times]
-        delivered = sum(len(v) for v in clients.arrivals.values())
+        delivered = clients.delivered()
         await clients.close()
         connected = n - clients.failed
         p50_i, p99_i = statistics.median(idle), pct(idle, 0.99)
         p50_l, p99_l = statistics.median(loaded), pct(loaded, 0.99)
-        ms = lambda s: f"{s * 1000:.1f}"  # noqa: E731
+
+        def ms(seconds: float) -> str:
+            return f"{seconds * 1000:.1f}"
+
         return [
             f"{connected:,}/{n:,}", f"{connect_s:.1f}",
             f"{ms(p50_i)} / {ms(p99_i)}", f"{ms(p50_l)} / {ms(p99_l)}",
@@ -221,10 +279,14 @@ HEADERS = ["clients", "connect s", "mgmt p50/p99 idle ms", "mgmt p50/p99 loaded 
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--latency-probe"]:
+        latency_probe(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="200,1000", help="comma-separated N values")
     parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--interval", type=float, default=0.3, help="seconds between writes")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args()
@@ -234,8 +296,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.clients.split(",")):
             url = args.database_url or f"sqlite:///{Path(tmp) / f'bench-{n}.db'}"
-            rows.append(asyncio.run(run_one(n, writes=args.writes, samples=args.samples,
-                                            database_url=url, log=Path(tmp) / "server.log")))
+            # uvloop for the load generator too: it shares the two cores with the server.
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                rows.append(runner.run(run_one(
+                    n, writes=args.writes, samples=args.samples, interval=args.interval,
+                    database_url=url, log=Path(tmp) / "server.log")))
             print(table(HEADERS, rows[-1:]), flush=True)
     backend = "PostgreSQL" if args.database_url else "SQLite"
     markdown = (
