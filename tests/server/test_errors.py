@@ -129,3 +129,16 @@ def test_request_ids_are_echoed_or_generated(client: TestClient) -> None:
     assert len(generated) == 32
     # an id that could inject into logs or headers is replaced
     assert client.get("/health", headers={"X-Request-ID": "a b\x7f"}).headers["X-Request-ID"] != "a b\x7f"
+
+
+def test_a_form_content_type_is_told_to_send_json(client: TestClient, tokens: Tokens) -> None:
+    answer = client.post(
+        "/flags",
+        content=b'{"key": "x", "type": "boolean"}',
+        headers={**auth(tokens.admin), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["details"]["field"] == "Content-Type"
+    assert "application/json" in error["message"]
+    assert client.get("/flags/x", headers=auth(tokens.admin)).status_code == 404

@@ -107,9 +107,21 @@ async def _flagstaff_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(redact(exc.to_dict()), status_code=exc.status)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    content_type = request.headers.get("content-type", "")
+    if content_type and "json" not in content_type and any(
+        tuple(e.get("loc", ())) == ("body",) for e in errors
+    ):
+        # e.g. `curl -d '{...}'`, which sends a form content type: say what to do.
+        return error_response(
+            400,
+            "invalid",
+            f"the request body must be JSON sent with Content-Type: application/json "
+            f"(got {content_type.split(';')[0]!r})",
+            {"field": "Content-Type"},
+        )
     if any(err.get("type") == "json_invalid" for err in errors):
         reason = next(str(e.get("ctx", {}).get("error", "")) for e in errors)
         return error_response(400, "invalid_json", f"request body is not valid JSON: {reason}")
