@@ -80,7 +80,10 @@ class Server:
         self.port = free_port()
         self.token = "fsm_" + secrets.token_urlsafe(32)
         env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": self.token, "FLAGSTAFF_DEMO": "false",
-               "FLAGSTAFF_LOG_LEVEL": "WARNING"}
+               "FLAGSTAFF_LOG_LEVEL": "WARNING",
+               # Every simulated client uses the one key; the per-key cap (default 1,000,
+               # docs/reliability.md) would otherwise refuse all but the first thousand.
+               "FLAGSTAFF_MAX_STREAMS_PER_KEY": "1000000"}
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "flagstaff.server", "--port", str(self.port),
