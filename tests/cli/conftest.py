@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flagstaff.cli import run
-from tests.conftest import free_port
+from tests.serverprocess import server_process
 
 TOKEN = "fsm_cli_e2e_admin_token_0123456789"
 
@@ -34,41 +29,13 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
     directory = tmp_path_factory.mktemp("server")
-    env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": TOKEN, "FLAGSTAFF_LOG_LEVEL": "WARNING"}
-    log = (directory / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flagstaff.server", "--port", str(port),
-         "--database-url", f"sqlite:///{directory / 'flagstaff.db'}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
-        yield Server(url=url, token=TOKEN)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not become ready")
+    # The CLI tests use the demo flags, as a first start does.
+    with server_process(
+        f"sqlite:///{directory / 'flagstaff.db'}", directory / "server.log", admin_token=TOKEN,
+        FLAGSTAFF_LOG_LEVEL="WARNING", FLAGSTAFF_DEMO="true",
+    ) as process:
+        yield Server(url=process.url, token=TOKEN)
 
 
 @pytest.fixture

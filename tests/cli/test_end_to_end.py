@@ -244,7 +244,8 @@ def test_serve_starts_a_server(tmp_path: Path, unused_port: int) -> None:
     import subprocess
     import sys
 
-    from tests.cli.conftest import TOKEN, _wait_ready
+    from tests.cli.conftest import TOKEN
+    from tests.serverprocess import wait_ready
 
     env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": TOKEN, "FLAGSTAFF_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-c", "from flagstaff.cli import main; main()", "serve",
@@ -252,7 +253,7 @@ def test_serve_starts_a_server(tmp_path: Path, unused_port: int) -> None:
     with (tmp_path / "log").open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_ready(f"http://127.0.0.1:{unused_port}", process)
+            wait_ready(f"http://127.0.0.1:{unused_port}", process)
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -3,55 +3,21 @@ the same database, and find every acknowledged write present and flag state = la
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.server.conftest import ADMIN_SECRET, auth
+from tests.serverprocess import server_process
 
 FLAGS = ("crash-a", "crash-b", "crash-c")
 
 
-@contextmanager
-def server_process(database_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = os.environ | {
-        "FLAGSTAFF_BOOTSTRAP_TOKEN": ADMIN_SECRET, "FLAGSTAFF_DEMO": "false",
-        "FLAGSTAFF_STREAM_POLL_INTERVAL_SECONDS": "5",
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flagstaff.server", "--port", str(port), "--database-url", database_url],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+ENV = {"FLAGSTAFF_STREAM_POLL_INTERVAL_SECONDS": "5"}
 
 
 def write_until_dead(url: str, acked: list[dict[str, Any]]) -> None:
@@ -72,7 +38,8 @@ def write_until_dead(url: str, acked: list[dict[str, Any]]) -> None:
 def test_sigkill_mid_writes_loses_no_acknowledged_write(database_url: str, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     acked: list[dict[str, Any]] = []
-    with server_process(database_url, log) as (proc, url):
+    with server_process(database_url, log, admin_token=ADMIN_SECRET, **ENV) as server:
+        url = server.url
         with httpx.Client(base_url=url, headers=auth(ADMIN_SECRET)) as http:
             for key in FLAGS:
                 assert http.post("/flags", json={"key": key, "type": "boolean"}).status_code == 201
@@ -81,12 +48,12 @@ def test_sigkill_mid_writes_loses_no_acknowledged_write(database_url: str, tmp_p
         deadline = time.monotonic() + 20
         while len(acked) < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
+        server.kill()
         writer.join(timeout=30)
     assert len(acked) >= 30, "the writer never got going"
 
-    with server_process(database_url, log) as (_, url), httpx.Client(
-        base_url=url, headers=auth(ADMIN_SECRET), timeout=10
+    with server_process(database_url, log, admin_token=ADMIN_SECRET, **ENV) as server, httpx.Client(
+        base_url=server.url, headers=auth(ADMIN_SECRET), timeout=10
     ) as http:
         for key in FLAGS:
             current = http.get(f"/flags/{key}").json()

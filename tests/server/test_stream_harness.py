@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from tests.conftest import free_port
+from tests.serverprocess import ServerProcess, server_process
 
 FAST = {
     "FLAGSTAFF_STREAM_KEEPALIVE_SECONDS": "0.5",
@@ -32,73 +28,11 @@ FAST = {
 }
 
 
-@dataclass
-class ServerProcess:
-    """One ``python -m flagstaff.server`` subprocess on 127.0.0.1."""
-
-    database_url: str
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    admin_token: str = field(default_factory=lambda: "fsm_" + secrets.token_urlsafe(32))
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ServerProcess:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "FLAGSTAFF_BOOTSTRAP_TOKEN": self.admin_token,
-            "FLAGSTAFF_DEMO": "false",
-            **self.env,
-        }
-        log = self.log_path.open("ab")
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "flagstaff.server", "--port", str(self.port),
-                 "--database-url", self.database_url],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not become healthy:\n{self.log_path.read_text()}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it has not exited within 15 s; returns the exit code."""
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                return process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise
-        return process.returncode
-
-
 @contextlib.contextmanager
 def running_server(database_url: str, tmp_path: Path, **env: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(database_url, tmp_path / f"server-{secrets.token_hex(4)}.log",
-                           env={**FAST, **env}).start()
-    try:
+    log_path = tmp_path / f"server-{secrets.token_hex(4)}.log"
+    with server_process(database_url, log_path, **{**FAST, **env}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Api:
