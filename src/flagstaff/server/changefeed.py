@@ -308,6 +308,7 @@ class ChangeFeed:
             cursor = page[-1].id
 
     async def _run(self) -> None:
+        failures = 0  # consecutive failed reads of the change log
         while not self._stopping:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
             # that races with the wake-up, and stop() would then wait forever.
@@ -322,7 +323,21 @@ class ChangeFeed:
             try:
                 await self._catch_up()
             except Exception:
-                log.warning("reading the change log failed; retrying", exc_info=True)
+                # The database is down, say: the poll retries every interval, so only the
+                # first failure of an outage is a warning, not one per poll.
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "reading the change log failed; retrying every %ss until it works",
+                        self._settings.poll_interval_seconds, exc_info=True,
+                    )
+                else:
+                    log.debug("reading the change log failed again (%d)", failures, exc_info=True)
+            else:
+                if failures:
+                    log.info("reading the change log works again after %d failed attempts",
+                             failures)
+                failures = 0
 
     async def _catch_up(self) -> None:
         while True:
@@ -386,11 +401,15 @@ class ChangeFeed:
         import psycopg
 
         delay = 0.5
+        failures = 0  # consecutive failures: only an outage's first one is a warning
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.5
+                    if failures:
+                        log.info("LISTEN %s reconnected", CHANNEL)
+                    failures = 0
                     # Anything committed while we were not listening is found by this read.
                     self.wake()
                     async for _ in conn.notifies():
@@ -398,7 +417,9 @@ class ChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("LISTEN %s failed; reconnecting in %.1fs", CHANNEL, delay, exc_info=True)
+                failures += 1
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG,
+                        "LISTEN %s failed; reconnecting in %.1fs", CHANNEL, delay, exc_info=True)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

@@ -5,7 +5,10 @@ counts as one failure for the client's IP.  Once an IP has ``limit`` failures in
 window of ``window_seconds``, every request from it except the probes (``/health``,
 ``/ready``) is answered ``429 rate_limited`` with ``Retry-After`` until the window ends, even
 with a valid token: otherwise a guesser would still learn which guess was right.  Successful
-requests never count, and other IPs are not affected.
+requests never count, and other IPs are not affected.  The console's sign-in page
+(``/ui/login``) is the one path let through while blocked: failed sign-ins are ``401`` and count
+like any other, but a blocked address gets the sign-in form with the message next to the
+token field (still ``429`` with ``Retry-After``, see ``console/signin.py``) rather than JSON.
 
 The counters live in this process only (several replicas each count on their own) and are
 bounded: at most ``max_tracked`` IPs, oldest dropped first.  Behind a reverse proxy run uvicorn
@@ -25,6 +28,8 @@ from flagstaff.errors import RateLimited
 from flagstaff.server.limits import send_error
 
 EXEMPT_PATHS = frozenset({"/health", "/ready"})
+# Answers blocked addresses itself (an HTML page for a person), refusing every sign-in.
+SELF_LIMITED_PATHS = frozenset({"/ui/login"})
 
 
 class AuthFailureLimiter:
@@ -53,6 +58,11 @@ class AuthFailureLimiter:
                 del self._windows[ip]
                 return None
             return remaining if window[1] >= self.limit else None
+
+    def retry_after_seconds(self, ip: str) -> int | None:
+        """``retry_after`` in whole seconds (at least 1) for a ``Retry-After`` header."""
+        remaining = self.retry_after(ip)
+        return None if remaining is None else max(1, math.ceil(remaining))
 
     def record_failure(self, ip: str) -> None:
         with self._lock:
@@ -91,9 +101,8 @@ class AuthRateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         ip = client_ip(scope)
-        retry_after = self.limiter.retry_after(ip)
-        if retry_after is not None:
-            seconds = max(1, math.ceil(retry_after))
+        seconds = self.limiter.retry_after_seconds(ip)
+        if seconds is not None and scope.get("path") not in SELF_LIMITED_PATHS:
             error = RateLimited(
                 "too many authentication failures from this address; try again later",
                 details={"retry_after_seconds": seconds},

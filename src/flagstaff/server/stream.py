@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flagstaff.errors import Invalid
+from flagstaff.errors import FlagstaffError, Invalid
 from flagstaff.server.auth import SDK_SERVER, ServerSdk
 from flagstaff.server.changefeed import ChangeFeed, Outgoing, Subscriber, protocol_event
 from flagstaff.server.errors import error_responses
 from flagstaff.server.metrics import Metrics
+from flagstaff.server.redaction import redact
 
 if TYPE_CHECKING:
     from flagstaff.server.realtime import Realtime
@@ -316,7 +318,8 @@ class StreamEndpoint:
     dependency solving and exception wrappers alone were over half of the ~35 KiB each
     connection cost.  Served here, outside them, a connection is a few frames.  Anything
     that is not a clean success (no or bad key, wrong kind, bad ``Last-Event-ID``, no feed)
-    falls through to the ``/stream`` route, which answers it exactly as before.
+    falls through to the ``/stream`` route, which answers it exactly as before; a domain error
+    on the way (the database is down: ``503``) is answered here in the common error shape.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -324,7 +327,15 @@ class StreamEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == STREAM_PATH and scope["method"] == "GET":
-            response = await self._accept(scope)
+            try:
+                response = await self._accept(scope)
+            except FlagstaffError as exc:
+                # The database is down (503), say.  This runs outside FastAPI's exception
+                # handlers, where it would become the catch-all 500: answer in the common
+                # shape here, as the route would, without asking the database a second time.
+                error = JSONResponse(redact(exc.to_dict()), status_code=exc.status)
+                await error(scope, receive, send)
+                return
             if response is not None:
                 await response(scope, receive, send)
                 return

@@ -12,10 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from flagstaff.engine.conditions import OPERATORS
+from flagstaff.errors import NotFound
 from flagstaff.server.console import views
 from flagstaff.server.console.rendering import render
 from flagstaff.server.console.session import ConsoleRoute, current, require
 from flagstaff.server.deps import get_store
+from flagstaff.server.routes.lifecycle import find_stale
 from flagstaff.store import Store
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -39,27 +41,47 @@ def flag_list(
     current(request)
     envs = [e.key for e in store.list_environments()]
     shown = [environment] if environment in envs else envs
-    page = views.list_flags(store, state=state, tag=tag or None, q=q or None, cursor=cursor)
-    rows = [views.flag_row(record.to_dict(), shown) for record in page.items]
+    stale_view = state == "stale" and views.stale_supported(store)
+    flags: list[dict[str, Any]]
+    if stale_view:
+        # Stale is judged from usage by the lifecycle rules, not stored: the same list as
+        # ``GET /flags?state=stale`` (thresholds from the settings, the app's clock).
+        flags, next_cursor = views.stale_page(
+            find_stale(request), tag=tag or None, q=q or None, cursor=cursor
+        )
+    else:
+        page = views.list_flags(store, state=state, tag=tag or None, q=q or None, cursor=cursor)
+        flags, next_cursor = [record.to_dict() for record in page.items], page.next_cursor
+    rows = [views.flag_row(flag, shown) for flag in flags]
     if status and environment in envs:
         rows = [row for row in rows if row["status"][environment] == (status == "on")]
     return render(request, "flags.html", {
-        "rows": rows, "environments": envs, "shown": shown, "next_cursor": page.next_cursor,
+        "rows": rows, "environments": envs, "shown": shown, "next_cursor": next_cursor,
         "filters": {"q": q or "", "tag": tag or "", "state": state,
                     "environment": environment or "", "status": status or ""},
-        "stale_supported": views.stale_supported(store),
+        "stale_supported": views.stale_supported(store), "stale_view": stale_view,
     })
 
 
 @router.get("/fragments/flag-row/{key}")
 def flag_row_fragment(
-    request: Request, key: str, store: StoreDep, environment: Text = None
+    request: Request, key: str, store: StoreDep, environment: Text = None,
+    state: Annotated[str | None, Query(pattern="^(active|archived|stale|)$")] = None,
 ) -> Response:
     current(request)
     envs = [e.key for e in store.list_environments()]
     shown = [environment] if environment in envs else envs
-    row = views.flag_row(store.get_flag(key=key).to_dict(), shown)
-    return render(request, "_flag_row.html", {"row": row, "shown": shown})
+    flag = store.get_flag(key=key).to_dict()
+    stale_view = state == "stale" and views.stale_supported(store)
+    if stale_view:
+        # A row of the stale list, with its verdict; a flag that is not stale has none (404:
+        # the page leaves its list alone rather than add a row that does not belong).
+        verdict = next((f for f in find_stale(request) if f.record.key == key), None)
+        if verdict is None:
+            raise NotFound(f"flag {key!r} is not stale")
+        flag = verdict.to_dict()
+    row = views.flag_row(flag, shown)
+    return render(request, "_flag_row.html", {"row": row, "shown": shown, "stale_view": stale_view})
 
 
 @router.get("/fragments/flag-status/{key}")

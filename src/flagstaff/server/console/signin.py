@@ -1,9 +1,14 @@
 """Sign-in and sign-out, the console's static files and its live-update stream.
 
 Sign-in is a plain HTML form (it works before any script runs).  It is protected against
-login CSRF by a nonce cookie that the form must echo.  ``/ui/events`` is a Server-Sent Events
-stream authenticated by the session cookie: it subscribes to the change feed and forwards
-each change so that open pages refresh the affected row or section.
+login CSRF by a nonce cookie that the form must echo.  A wrong token is a ``401``, which counts
+as an authentication failure of the client's address in the API's limiter (``ratelimit``); once
+the address is over the limit every sign-in, even with a valid token, is refused with ``429``,
+``Retry-After`` and the message next to the token field until the window ends.
+
+``/ui/events`` is a Server-Sent Events stream authenticated by the session cookie: it
+subscribes to the change feed and forwards each change so that open pages refresh the
+affected row or section.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from flagstaff.server.console.session import (
     principal_for,
     set_cookie,
 )
+from flagstaff.server.ratelimit import AuthFailureLimiter, client_ip
 from flagstaff.server.stream import EventStreamResponse
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -63,15 +69,37 @@ def _login_page(request: Request, *, next_url: str, error: str | None, status: i
     return response
 
 
+def _blocked_page(request: Request, *, next_url: str) -> Response | None:
+    """The sign-in page refusing a client address over the auth-failure limit, else None."""
+    limiter: AuthFailureLimiter | None = getattr(request.app.state, "auth_failure_limiter", None)
+    seconds = None if limiter is None else limiter.retry_after_seconds(client_ip(request.scope))
+    if seconds is None:
+        return None
+    response = _login_page(
+        request, next_url=next_url, status=429,
+        error=f"Too many failed sign-ins from your address. Try again in {seconds} seconds.",
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
-    return _login_page(request, next_url=_safe_next(next), error=None, status=200)
+    next_url = _safe_next(next)
+    blocked = _blocked_page(request, next_url=next_url)
+    if blocked is not None:
+        return blocked
+    return _login_page(request, next_url=next_url, error=None, status=200)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await _form(request)
     next_url = _safe_next(form.get("next"))
+    # Before the token is looked at: a guesser must not learn which guess was right.
+    blocked = _blocked_page(request, next_url=next_url)
+    if blocked is not None:
+        return blocked
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not nonce or not hmac.compare_digest(form.get("nonce", "").encode(), nonce.encode()):
         return _login_page(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flagstaff.errors import Invalid
 from flagstaff.store import Store
+from flagstaff.store.lifecycle import StaleFlag
+from flagstaff.store.paging import decode_cursor, encode_cursor
 from flagstaff.store.records import AuditRecord, FlagRecord, Page, SegmentRecord
 
 PAGE_SIZE = 100
@@ -17,12 +18,34 @@ PICKER_LIMIT = 2000
 
 
 def stale_supported(store: Store) -> bool:
-    """True when the store knows the ``stale`` flag state (flag lifecycle)."""
-    try:
-        store.list_flags(state="stale", limit=1)
-    except Invalid:
-        return False
-    return True
+    """True when the store judges staleness from usage (flag lifecycle).  ``stale`` is not a
+    stored state (``list_flags`` refuses it) but a view computed by ``stale_flags``."""
+    return callable(getattr(store, "stale_flags", None))
+
+
+def stale_page(
+    found: list[StaleFlag], *, tag: str | None, q: str | None, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of stale flags (ordered by key) as flag dicts with their verdict, filtered as
+    ``list_flags`` filters: ``tag`` exactly, ``q`` a case-insensitive part of the key, name or
+    description."""
+    needle = (q or "").lower()
+    after = None if cursor is None else decode_cursor(cursor, expected=str)
+
+    def wanted(flag: StaleFlag) -> bool:
+        definition = flag.record.definition
+        return (
+            (after is None or flag.record.key > after)
+            and (tag is None or tag in (definition.get("tags") or []))
+            and (not needle or any(needle in str(definition.get(name) or "").lower()
+                                   for name in ("key", "name", "description")))
+        )
+
+    matching = [f for f in found if wanted(f)]
+    page = matching[:PAGE_SIZE]
+    more = len(matching) > PAGE_SIZE
+    next_cursor = encode_cursor(page[-1].record.key) if more and page else None
+    return [f.to_dict() for f in page], next_cursor
 
 
 def list_flags(
@@ -42,7 +65,10 @@ def flag_row(flag: dict[str, Any], environments: list[str]) -> dict[str, Any]:
         "tags": flag.get("tags") or [],
         "state": flag.get("state", "active"),
         "version": flag.get("version"),
+        # Set only for flags listed as stale (``StaleFlag.to_dict``).
         "stale_reason": flag.get("stale_reason"),
+        "last_evaluated_at": flag.get("last_evaluated_at"),
+        "served_variant": flag.get("served_variant"),
         "status": {
             env: bool((configs.get(env) or {}).get("enabled", False)) for env in environments
         },

@@ -14,6 +14,7 @@ from typing import Any, cast
 from fastapi import Request
 
 from flagstaff.server.deps import get_settings, get_store
+from flagstaff.store.lifecycle import StaleFlag
 from flagstaff.store.paging import check_limit, decode_cursor, encode_cursor
 
 
@@ -24,13 +25,19 @@ def _now(request: Request) -> datetime:
     return cast(Callable[[], datetime], clock)()
 
 
+def find_stale(request: Request) -> list[StaleFlag]:
+    """Every stale flag, ordered by key, by the server's thresholds and clock (also used by
+    the console's flag list)."""
+    return get_store(request).stale_flags(
+        now=_now(request), thresholds=get_settings(request).stale_thresholds
+    )
+
+
 def stale_page(request: Request, *, limit: int, cursor: str | None) -> dict[str, Any]:
     """Stale flags ordered by key, each with ``stale_reason`` and ``last_evaluated_at``."""
     check_limit(limit)
     after = None if cursor is None else decode_cursor(cursor, expected=str)
-    found = get_store(request).stale_flags(
-        now=_now(request), thresholds=get_settings(request).stale_thresholds
-    )
+    found = find_stale(request)
     items = [f for f in found if after is None or f.record.key > after]
     page = items[:limit]
     more = len(items) > limit

@@ -303,7 +303,8 @@ async function refreshRow(key, archived) {
   const row = document.getElementById("row-" + key);
   if (archived) { if (row) row.remove(); return; }
   const env = table.dataset.environment || "";
-  const response = await fetch(`/ui/fragments/flag-row/${encodeURIComponent(key)}?environment=${encodeURIComponent(env)}`, { credentials: "same-origin" });
+  const state = table.dataset.state || "";
+  const response = await fetch(`/ui/fragments/flag-row/${encodeURIComponent(key)}?environment=${encodeURIComponent(env)}&state=${encodeURIComponent(state)}`, { credentials: "same-origin" });
   if (!response.ok) return;
   const template = document.createElement("template");
   template.innerHTML = (await response.text()).trim();
