@@ -45,6 +45,7 @@ log = logging.getLogger("flagstaff.sdk")
 
 ExposureMode = Literal["experiments", "all", "off"]
 _COUNT_KEY = attrgetter("flag_key", "variant")
+_now = time.time
 MAX_BATCH = 10_000  # the server's limit per batch (contract §9)
 # A builtin that drops its argument: the count function when counting is switched off.
 discard: Callable[[EvaluationDetail], None] = deque[EvaluationDetail](maxlen=0).append
@@ -93,13 +94,14 @@ class Recorder:
         self.mode: ExposureMode = mode
         self.options = options or EventOptions()
         self._environment = environment
+        self._max_queue, self._flush_at = self.options.max_queue, self.options.flush_at
         self.dropped = 0  # exposures and track events dropped on a full queue (approximate)
         self.sent_exposures = 0
         self.sampled_drains = 0  # drains whose counts were estimated from a sample
         self._init_runtime()
 
     def _init_runtime(self) -> None:
-        self._queue: deque[tuple[EvaluationDetail, str | None, float]] = deque()
+        self._queue: deque[tuple[EvaluationDetail, Any, float]] = deque()
         self._queue_append = self._queue.append
         self._track: deque[dict[str, Any]] = deque()
         self.count_buffer: list[EvaluationDetail] = []
@@ -118,13 +120,24 @@ class Recorder:
     # -- hot path ----------------------------------------------------------------------------
 
     def expose(self, detail: EvaluationDetail, context: Mapping[str, Any] | None) -> None:
-        """Queue one exposure; called by the evaluating thread, so only an append."""
+        """Queue one exposure; called by the evaluating thread, so only an append.
+
+        The targeting key is read now (the caller may reuse its context dict) but turned into
+        a string on the event thread.
+        """
         queue = self._queue
-        if len(queue) >= self.options.max_queue:
+        if len(queue) >= self._max_queue:
             self.dropped += 1
             return
-        self._queue_append((detail, targeting_key(context), time.time()))
-        if len(queue) >= self.options.flush_at and not self._wake.is_set():
+        user = None
+        if context:
+            user = context.get("targeting_key")
+            if user is None:
+                user = context.get("targetingKey")
+                if user is None:
+                    user = context.get("key")
+        self._queue_append((detail, user, _now()))
+        if len(queue) >= self._flush_at and not self._wake.is_set():
             self._wake.set()
 
     def track(self, metric: str, context: Mapping[str, Any] | None, value: float | None) -> None:
@@ -223,7 +236,8 @@ class Recorder:
             environment = self._environment()
             queue, seen, pending = self._queue, self._seen, self._pending
             while queue:
-                detail, user, at = queue.popleft()
+                detail, raw_user, at = queue.popleft()
+                user = None if raw_user is None else str(raw_user)
                 ident = (user, detail.flag_key, detail.variant)
                 if ident in seen:
                     continue
