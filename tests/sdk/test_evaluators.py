@@ -68,20 +68,6 @@ def test_an_exception_in_a_flag_function_goes_through_the_engine_error_path() ->
     assert len(count) == 2
 
 
-def test_a_snapshot_without_a_table_falls_back_to_evaluate() -> None:
-    class Opaque:
-        def __init__(self) -> None:
-            self.inner = compile_snapshot(RAW)
-
-        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-            return self.inner.evaluate(*args, **kwargs)
-
-    evaluators = build(Opaque(), stale=False, count=_sink().append, expose=None, expose_all=False)  # type: ignore[arg-type]
-    assert evaluators.bool("on", {}) is True
-    assert evaluators.string("colour", {}) == "green"
-    assert evaluators.detail("missing").error_code is ErrorCode.FLAG_NOT_FOUND
-
-
 def test_stale_detail_keeps_value_and_errors_but_reports_stale() -> None:
     snap = compile_snapshot(RAW)
     evaluators = build(snap, stale=True, count=_sink().append, expose=None, expose_all=False)

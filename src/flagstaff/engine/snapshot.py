@@ -241,6 +241,15 @@ class Snapshot:
         """Keys of every flag that evaluates without FLAG_NOT_FOUND (malformed ones included)."""
         return sorted([*self._table, *self._broken])
 
+    def compiled_table(self) -> Mapping[str, tuple[FlagType, FlagFn]]:
+        """The compiled flags, for embedders that need the fastest call: key -> (type, fn).
+
+        ``fn(context, 0, table)`` returns the flag's EvaluationDetail; it may raise on a
+        corrupted snapshot, so callers fall back to :meth:`evaluate` on an exception (as the
+        SDK does).  The mapping is shared with the snapshot and must not be modified.
+        """
+        return self._table
+
     def flag(self, key: str) -> Any:
         """The resolved flag as given (``None`` if absent)."""
         return self._flags.get(key)

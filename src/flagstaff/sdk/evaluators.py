@@ -8,8 +8,8 @@ call is: one dict lookup, a type check, the compiled flag's own function, the ev
 ``Snapshot.evaluate`` itself, which is how the SDK stays within 1.2x of the bare engine
 (issue 5) with recording on.
 
-The fast path reads the engine's compiled table (``Snapshot._table``: key -> (FlagType,
-fn(context, depth, table))), the one place the SDK relies on the engine's internals. Anything
+The fast path reads the engine's compiled table (``Snapshot.compiled_table()``: key ->
+(FlagType, fn(context, depth, table))), the engine's documented fast-call interface. Anything
 unusual (unknown flag, wrong type, an exception, a snapshot without a table) goes through
 ``Snapshot.evaluate``, which produces the proper error detail and never raises;
 ``tests/sdk/test_evaluators.py`` checks that both paths agree.
@@ -73,9 +73,8 @@ def build(
     )
 
 
-def _table(snapshot: Snapshot) -> dict[str, Any]:
-    table = getattr(snapshot, "_table", None)
-    return table if isinstance(table, dict) else {}  # no table: every call takes the slow path
+def _table(snapshot: Snapshot) -> Mapping[str, Any]:
+    return snapshot.compiled_table()
 
 
 def _typed(snapshot: Snapshot, flag_type: FlagType, fallback: Any, count: Count,
