@@ -52,7 +52,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        self.port = free_port()
+        """Start (or restart, on the same port, so clients can reconnect to the same URL)."""
+        if not self.port:
+            self.port = free_port()
         env = {
             **os.environ,
             "FLAGSTAFF_BOOTSTRAP_TOKEN": self.admin_token,

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.serverprocess import server_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 ADMIN = "fsm_console-e2e-admin-secret-0123456789abcdef"
@@ -46,44 +43,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    port = free_port()
     directory = tmp_path_factory.mktemp("ui_server")
-    env = {
-        **os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": ADMIN, "FLAGSTAFF_LOG_LEVEL": "WARNING",
-        "FLAGSTAFF_DEMO": "false", "FLAGSTAFF_STREAM_KEEPALIVE_SECONDS": "2",
-    }
-    log = (directory / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flagstaff.server", "--port", str(port),
-         "--database-url", f"sqlite:///{directory / 'flagstaff.db'}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
-        yield Server(url=url, admin=ADMIN)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server did not become ready")
+    with server_process(
+        f"sqlite:///{directory / 'flagstaff.db'}", directory / "server.log", admin_token=ADMIN,
+        FLAGSTAFF_LOG_LEVEL="WARNING", FLAGSTAFF_STREAM_KEEPALIVE_SECONDS="2",
+    ) as process:
+        yield Server(url=process.url, admin=ADMIN)
 
 
 @pytest.fixture(scope="module")

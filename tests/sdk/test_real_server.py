@@ -8,50 +8,23 @@ every client must end with exactly the server's state.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from flagstaff.sdk import Client
 from tests.sdk.conftest import FAST, eventually
+from tests.serverprocess import ServerProcess
 
 ADMIN = "fsm_sdk_tests_admin_token_000000000000000000000"
 pytestmark = pytest.mark.slow
 
 
-class RealServer:
-    def __init__(self, port: int, database_url: str, log: Path) -> None:
-        self.port, self.database_url, self.log = port, database_url, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": ADMIN,
-               "FLAGSTAFF_STREAM_POLL_INTERVAL_SECONDS": "0.2"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flagstaff.server", "--port", str(self.port),
-                 "--database-url", self.database_url],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        assert eventually(self._healthy, timeout=30), self.log.read_text()[-2000:]
-
-    def _healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+class RealServer(ServerProcess):
+    """A real server process with the admin helpers these tests use."""
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {ADMIN}"})
@@ -63,15 +36,19 @@ class RealServer:
             response.raise_for_status()
             return str(response.json()["secret"])
 
-    def snapshot(self, key: str) -> dict[str, object]:
+    def snapshot(self, key: str) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/sdk/flags", headers={"Authorization": f"Bearer {key}"})
         response.raise_for_status()
         return dict(response.json())
 
 
 @pytest.fixture
-def real_server(unused_port: int, tmp_path: Path, database_url: str) -> Iterator[RealServer]:
-    server = RealServer(unused_port, database_url, tmp_path / "server.log")
+def real_server(tmp_path: Path, database_url: str) -> Iterator[RealServer]:
+    server = RealServer(
+        database_url, tmp_path / "server.log", admin_token=ADMIN,
+        # The demo flags give the clients something to stream.
+        env={"FLAGSTAFF_DEMO": "true", "FLAGSTAFF_STREAM_POLL_INTERVAL_SECONDS": "0.2"},
+    )
     server.start()
     try:
         yield server
@@ -91,7 +68,7 @@ def test_sigkill_changes_while_down_and_restart_converge(real_server: RealServer
     clients = [Client(real_server.url, sdk_key=key, options=options) for _ in range(5)]
     try:
         assert all(c.wait_until_ready(timeout=10) for c in clients)
-        flag_keys = sorted(real_server.snapshot(key)["flags"])  # type: ignore[arg-type]
+        flag_keys = sorted(real_server.snapshot(key)["flags"])
         assert flag_keys
         with real_server.api() as api:
             api.patch(f"/flags/{flag_keys[0]}/environments/production",
@@ -114,7 +91,7 @@ def test_sigkill_changes_while_down_and_restart_converge(real_server: RealServer
             api.patch(f"/flags/{flag_keys[0]}/environments/production",
                       json={"enabled": True}).raise_for_status()
         want = real_server.snapshot(key)
-        assert flag_keys[-1] not in want["flags"]  # type: ignore[operator]
+        assert flag_keys[-1] not in want["flags"]
         expected = {"version": want["version"], "flags": want["flags"]}
         assert eventually(lambda: all(_state(c) == expected for c in clients), timeout=20), [
             _state(c)["version"] for c in clients]
