@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.builders import flag
@@ -78,3 +79,145 @@ def test_track_and_evaluation_counts(client: TestClient, tokens: Tokens) -> None
               "counts": [{"flag_key": "f", "variant": "true", "count": 41}]}
     assert client.post("/evaluation-counts", json=counts, headers=h).json() == {"accepted": 1, "duplicate": False}
     assert client.post("/evaluation-counts", json=counts, headers=h).json()["duplicate"] is True
+
+
+def metric(user: str, **changes: Any) -> dict[str, Any]:
+    return {"metric": "checkout", "user_key": user, "value": None,
+            "timestamp": "2025-03-01T10:00:00Z"} | changes
+
+
+# One bad member in the middle of an otherwise good batch: the 400 names exactly that field,
+# as the per-event reference check orders them, and nothing of the batch is stored.
+BAD_EXPOSURES = [
+    ({"flag_key": ""}, "flag_key"), ({"flag_key": "f" * 129}, "flag_key"), ({"flag_key": 1}, "flag_key"),
+    ({"variant": None}, "variant"), ({"variant": "v" * 65}, "variant"),
+    ({"user_key": ["u"]}, "user_key"), ({"user_key": "u" * 257}, "user_key"),
+    ({"timestamp": 1740823200}, "timestamp"), ({"timestamp": "2025-13-01T00:00:00Z"}, "timestamp"),
+    ({"timestamp": "2025-03-01T10:00:00Z" + " " * 60}, "timestamp"),
+    ({"reason": 3}, "reason"), ({"reason": "r" * 33}, "reason"),
+    ({"flag_version": -1}, "flag_version"), ({"flag_version": 2**31}, "flag_version"),
+    ({"flag_version": 1.0}, "flag_version"), ({"flag_version": True}, "flag_version"),
+    ({"in_experiment": 1}, "in_experiment"), ({"in_experiment": None}, "in_experiment"),
+    # several bad fields: the first in the reference order wins
+    ({"flag_key": "", "flag_version": "3", "timestamp": "x"}, "flag_version"),
+]
+BAD_METRICS = [
+    ({"metric": ""}, "metric"), ({"metric": "has space"}, "metric"), ({"metric": "checkout\n"}, "metric"),
+    ({"metric": "m" * 129}, "metric"), ({"value": "1"}, "value"), ({"value": True}, "value"),
+    ({"user_key": ""}, "user_key"), ({"timestamp": None}, "timestamp"), ({"timestamp": "soon"}, "timestamp"),
+]
+
+
+@pytest.mark.parametrize(("change", "name"), BAD_EXPOSURES)
+def test_each_bad_exposure_field_is_named(
+    client: TestClient, tokens: Tokens, change: dict[str, Any], name: str
+) -> None:
+    events = [exposure(f"u{i}") for i in range(50)]
+    events[17] = {**events[17], **change}
+    response = client.post("/exposures", headers=auth(tokens.sdk_server),
+                           json={"batch_id": "bad", "events": events})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == f"events[17].{name}"
+    assert response.json()["error"]["message"].startswith(f"events[17].{name}: ")
+    # nothing stored, and the batch id is still free
+    ok = client.post("/exposures", headers=auth(tokens.sdk_server),
+                     json={"batch_id": "bad", "events": [exposure("u")]})
+    assert ok.json() == {"accepted": 1, "duplicate": False}
+
+
+@pytest.mark.parametrize(("change", "name"), BAD_METRICS)
+def test_each_bad_metric_field_is_named(
+    client: TestClient, tokens: Tokens, change: dict[str, Any], name: str
+) -> None:
+    events = [metric(f"u{i}") for i in range(30)]
+    events[17] = {**events[17], **change}
+    response = client.post("/track", headers=auth(tokens.sdk_server),
+                           json={"batch_id": "bad", "events": events})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["details"]["field"] == f"events[17].{name}"
+
+
+def test_values_that_are_not_storable_numbers_are_400_not_500(client: TestClient, tokens: Tokens) -> None:
+    # 10**400 is a valid JSON integer that no float holds; 1e400 parses as infinity.
+    for raw in (b"1" + b"0" * 400, b"1e400", b"-1e400", b"NaN"):
+        body = (b'{"batch_id": "n", "events": [{"metric": "m", "user_key": "u", "value": ' + raw
+                + b', "timestamp": "2025-03-01T10:00:00Z"}]}')
+        response = client.post("/track", content=body, headers=auth(tokens.sdk_server)
+                               | {"Content-Type": "application/json"})
+        assert response.status_code == 400, (raw[:10], response.text)
+        assert response.json()["error"]["details"]["field"] == "events[0].value"
+
+
+def test_events_are_stored_as_sent(client: TestClient, tokens: Tokens) -> None:
+    client.post("/flags", json=flag("f").on().build(), headers=auth(tokens.editor))
+    events = [exposure("u1", ts="2025-03-01T10:00:00.250+01:00"),  # 09:00:00.250 UTC
+              {"flag_key": "f", "variant": "false", "user_key": "u2", "timestamp": "2025-03-01T09:59:59"}]
+    answer = client.post("/exposures", headers=auth(tokens.sdk_client),
+                         json={"batch_id": "as-sent", "events": events, "sdk": "python/1.0"})
+    assert answer.json() == {"accepted": 2, "duplicate": False}
+    report = client.get("/flags/f/exposures", headers=auth(tokens.viewer), params={
+        "environment": "production", "bucket": "hour"}).json()
+    assert [(p["start"], p["variant"]) for p in report["series"]] == [
+        ("2025-03-01T09:00:00.000000Z", "false"), ("2025-03-01T09:00:00.000000Z", "true")]
+
+
+@pytest.mark.parametrize("path", ["/exposures", "/track"])
+def test_bodies_that_are_not_a_json_batch(client: TestClient, tokens: Tokens, path: str) -> None:
+    h = auth(tokens.sdk_server)
+    json_type = {"Content-Type": "application/json"}
+    cases: list[tuple[bytes, dict[str, str], str, str | None]] = [
+        (b'{"batch_id": "x"', json_type, "invalid_json", None),
+        (b"\xff\xfe{", json_type, "invalid_json", None),
+        (b"", json_type, "invalid", "body"),
+        (b"[]", json_type, "invalid", "body"),
+        (b"null", json_type, "invalid", "body"),
+        (b'{"batch_id": "x", "events": []}', {"Content-Type": "text/plain"}, "invalid", "Content-Type"),
+        (b'{"batch_id": 7, "events": []}', json_type, "invalid", "batch_id"),
+        (b'{"batch_id": "x\\n", "events": []}', json_type, "invalid", "batch_id"),
+        (b'{"batch_id": "x", "events": null}', json_type, "invalid", "events"),
+        (b'{"batch_id": "x"}', json_type, "invalid", "events"),
+        (b'{"batch_id": "x", "events": [[]]}', json_type, "invalid", "events[0]"),
+    ]
+    for body, headers, code, field in cases:
+        response = client.post(path, content=body, headers=h | headers)
+        assert response.status_code == 400, (body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code, (body, error)
+        assert error["details"].get("field") == field, (body, error)
+    # +json media types and charsets are JSON too
+    for media in ("application/json; charset=utf-8", "application/vnd.flagstaff+json"):
+        response = client.post(path, content=b'{"batch_id": "ok-%d", "events": []}' % len(media),
+                               headers=h | {"Content-Type": media})
+        assert response.status_code == 202, response.text
+    # an unauthenticated bad body is 401: authentication comes before the body
+    assert client.post(path, content=b"{", headers=json_type).status_code == 401
+
+
+def test_each_request_authenticates_once(
+    client: TestClient, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    calls: list[str] = []
+    real = store.authenticate
+
+    def counting(*, secret: str) -> Any:
+        calls.append(secret)
+        return real(secret=secret)
+
+    monkeypatch.setattr(store, "authenticate", counting)
+    client.post("/exposures", headers=auth(tokens.sdk_server), json={"batch_id": "a1", "events": [exposure("u")]})
+    client.post("/track", headers=auth(tokens.sdk_server), json={"batch_id": "a2", "events": [metric("u")]})
+    assert len(calls) == 2
+
+
+def test_the_openapi_document_describes_the_hand_parsed_bodies(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for path, required in (("/exposures", ["flag_key", "variant", "user_key", "timestamp"]),
+                           ("/track", ["metric", "user_key", "timestamp"])):
+        body = doc["paths"][path]["post"]["requestBody"]
+        assert body["required"] is True
+        schema = body["content"]["application/json"]["schema"]
+        assert schema["required"] == ["batch_id", "events"]
+        assert schema["properties"]["events"]["maxItems"] == 10_000
+        assert schema["properties"]["events"]["items"]["required"] == required
+        assert {"400", "401", "403", "413"} <= set(doc["paths"][path]["post"]["responses"])

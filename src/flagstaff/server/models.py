@@ -138,9 +138,44 @@ MAX_BATCH_EVENTS = 10_000
 class _Ingest(BaseModel):
     # Unknown top-level fields are ignored so that newer SDKs can add metadata; the events
     # themselves are validated by the store, which names ``events[i].field`` on a 400.
+    # ``/exposures`` and ``/track`` parse their bodies by hand for speed (routes/ingest.py):
+    # their models only document the body, so they must say what the store accepts.
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    batch_id: str = Field(min_length=1, max_length=128, description="retry-safe batch id (a UUID)")
+    batch_id: str = Field(
+        min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+        description="retry-safe batch id (a UUID)",
+    )
+
+
+_TIMESTAMP = {"type": "string", "maxLength": 64,
+              "description": "ISO-8601; without an offset it is UTC", "examples": ["2025-03-01T10:00:00.123Z"]}
+# Event schemas for the OpenAPI document (extra members are allowed and ignored).
+EXPOSURE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["flag_key", "variant", "user_key", "timestamp"],
+    "properties": {
+        "flag_key": {"type": "string", "minLength": 1, "maxLength": 128},
+        "variant": {"type": "string", "minLength": 1, "maxLength": 64},
+        "user_key": {"type": "string", "minLength": 1, "maxLength": 256},
+        "timestamp": _TIMESTAMP,
+        "reason": {"type": "string", "maxLength": 32, "default": ""},
+        "flag_version": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                                   {"type": "null"}], "default": None},
+        "in_experiment": {"type": "boolean", "default": False},
+    },
+}
+METRIC_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["metric", "user_key", "timestamp"],
+    "properties": {
+        "metric": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"},
+        "user_key": {"type": "string", "minLength": 1, "maxLength": 256},
+        "value": {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None,
+                  "description": "null = a conversion; a finite number for numeric metrics"},
+        "timestamp": _TIMESTAMP,
+    },
+}
 
 
 class ExposuresIn(_Ingest):
@@ -148,6 +183,7 @@ class ExposuresIn(_Ingest):
         max_length=MAX_BATCH_EVENTS,
         description='[{"flag_key", "variant", "user_key", "timestamp", "reason", "flag_version", '
         '"in_experiment"}]',
+        json_schema_extra={"items": EXPOSURE_EVENT_SCHEMA},
     )
 
 
@@ -155,6 +191,7 @@ class TrackIn(_Ingest):
     events: list[Any] = Field(
         max_length=MAX_BATCH_EVENTS,
         description='[{"metric", "user_key", "value": number|null (null = conversion), "timestamp"}]',
+        json_schema_extra={"items": METRIC_EVENT_SCHEMA},
     )
 
 
