@@ -15,8 +15,10 @@ Driver exceptions never leave this module: integrity errors become
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,12 +121,33 @@ def write_tx(engine: sa.Engine, *, serialise: bool = True) -> Iterator[sa.Connec
     no audit record or change event (SQLite serialises every writer regardless).
     """
     try:
-        with engine.connect().execution_options(flagstaff_write=True) as conn, conn.begin():
+        with _process_writer_turn(engine), \
+                engine.connect().execution_options(flagstaff_write=True) as conn, conn.begin():
             if serialise and is_postgres(conn):
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITER_LOCK_KEY)))
             yield conn
     except sa.exc.SQLAlchemyError as exc:
         raise translate(exc) from exc
+
+
+_SQLITE_WRITER_LOCKS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = (
+    weakref.WeakKeyDictionary()
+)
+_LOCKS_GUARD = threading.Lock()
+
+
+def _process_writer_turn(engine: sa.Engine) -> AbstractContextManager[Any]:
+    """SQLite allows one writer; threads of this process queue on a lock instead of colliding
+    in BEGIN IMMEDIATE, where SQLite's busy handler sleeps with growing back-off between
+    retries (most of a write's latency under concurrent requests).  Other processes on the
+    same file still rely on busy_timeout."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _LOCKS_GUARD:
+        lock = _SQLITE_WRITER_LOCKS.get(engine)
+        if lock is None:
+            lock = _SQLITE_WRITER_LOCKS[engine] = threading.RLock()
+    return lock
 
 
 @contextmanager
