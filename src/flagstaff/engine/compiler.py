@@ -15,7 +15,7 @@ from typing import Any
 
 import mmh3
 
-from flagstaff.engine.bucketing import BUCKETS, range_ends
+from flagstaff.engine.bucketing import BUCKETS, bucket_value, range_ends
 from flagstaff.engine.indexing import Outcome, group_membership_rules
 from flagstaff.engine.operators import (
     Context,
@@ -115,7 +115,7 @@ def _split(
                 if value is None:
                     value = ctx.get("key")
             if value.__class__ is not str:
-                value = _bucket_string(value)
+                value = bucket_value(value)
                 if value is None:
                     return off_detail
             return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
@@ -127,7 +127,7 @@ def _split(
     def split(ctx: Context) -> EvaluationDetail:
         value = get(ctx)
         if value.__class__ is not str:
-            value = _bucket_string(value)
+            value = bucket_value(value)
             if value is None:
                 return off_detail
         return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
@@ -156,13 +156,9 @@ def _experiment(
     def experiment(
         ctx: Context, details: tuple[EvaluationDetail, ...] = details, ends: tuple[int, ...] = ends,
     ) -> EvaluationDetail:
-        value = ctx.get("targeting_key")
-        if value is None:
-            value = ctx.get("targetingKey")
-            if value is None:
-                value = ctx.get("key")
+        value = targeting_key(ctx)
         if value.__class__ is not str:
-            value = _bucket_string(value)
+            value = bucket_value(value)
             if value is None:
                 return fallthrough(ctx)
         if (_hash(allocation_prefix + value, 0, False) * BUCKETS) >> 32 >= allocated:
@@ -170,16 +166,6 @@ def _experiment(
         return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
 
     return experiment
-
-
-def _bucket_string(value: Any) -> str | None:
-    """A non-``str``-class bucketing value: integers in decimal; ``None`` = no bucketing value."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    # No bucketing value: the off variant, deterministically (docs/evaluation.md).
-    return None
 
 
 def _constant(detail: EvaluationDetail) -> Serve:
