@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import random
 import threading
 import time
 from collections.abc import Mapping
@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from flagstaff.sdk.backoff import parse_retry_after
+from flagstaff.sdk.backoff import Backoff, parse_retry_after
 
 log = logging.getLogger("flagstaff.sdk")
 
@@ -133,7 +133,8 @@ class HttpSink:
         return inherited
 
     def send(self, kind: str, batch: Mapping[str, Any]) -> None:
-        delay = self._backoff_base
+        # One delay sequence per batch; a batch never "reconnects", so it never resets.
+        backoff = Backoff(base=self._backoff_base, cap=self._backoff_cap, healthy_after=math.inf)
         for attempt in range(1, self.attempts + 1):
             retry_after: float | None = None
             try:
@@ -153,10 +154,9 @@ class HttpSink:
                 problem = str(exc) or type(exc).__name__
             if attempt == self.attempts or self._stop.is_set():
                 break
-            wait = max(random.uniform(0, min(self._backoff_cap, delay)), retry_after or 0.0)
+            wait = max(backoff.next_delay(), retry_after or 0.0)
             log.debug("flagstaff: %s batch failed (%s); retry %d in %.2f s", kind, problem,
                       attempt, wait)
-            delay *= 2
             if self._stop.wait(wait):
                 break
         self.failed += 1
