@@ -221,3 +221,41 @@ def test_the_openapi_document_describes_the_hand_parsed_bodies(client: TestClien
         assert schema["properties"]["events"]["maxItems"] == 10_000
         assert schema["properties"]["events"]["items"]["required"] == required
         assert {"400", "401", "403", "413"} <= set(doc["paths"][path]["post"]["responses"])
+
+
+def test_each_batch_is_decoded_once(
+    client: TestClient, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request-limits middleware decodes and checks the body; the route reuses that."""
+    import flagstaff.server.limits as limits
+    import flagstaff.server.routes.ingest as ingest
+
+    real = limits.json.loads
+    calls: list[int] = []
+
+    def counting(body: Any) -> Any:
+        calls.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(limits.json, "loads", counting)  # the same module object as ingest.json
+    assert ingest.json is limits.json
+    for path, event in (("/exposures", exposure("u")), ("/track", metric("u"))):
+        calls.clear()
+        response = client.post(path, headers=auth(tokens.sdk_server),
+                               json={"batch_id": f"once{path[1:]}", "events": [event] * 3})
+        assert (response.status_code, response.content) == (202, b"{\"accepted\":3,\"duplicate\":false}")
+        assert len(calls) == 1, path
+
+
+def test_a_batch_not_decoded_upstream_is_decoded_by_the_route() -> None:
+    from flagstaff.errors import Invalid
+    from flagstaff.server.limits import NOT_PARSED
+    from flagstaff.server.routes.ingest import decode_batch
+
+    body = b'{"batch_id": "b", "events": []}'
+    assert decode_batch(("application/json", body, NOT_PARSED)) == {"batch_id": "b", "events": []}
+    assert decode_batch(("application/json", body, {"batch_id": "c"})) == {"batch_id": "c"}
+    with pytest.raises(Invalid, match="JSON object"):
+        decode_batch(("application/json", body, [1]))
+    with pytest.raises(Invalid, match="Content-Type"):
+        decode_batch(("text/plain", body, {"batch_id": "c"}))

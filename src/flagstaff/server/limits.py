@@ -137,10 +137,23 @@ def _limit_error(path: list[str | int], problem: str, setting: str, limit: int) 
     return Invalid(f"{field}: {problem}", details=details)
 
 
+# Where the middleware leaves the body it parsed and accepted, for a route that reads JSON
+# itself (the ingestion routes: a batch of 1,000 events is not worth decoding twice).
+PARSED_BODY_KEY = "flagstaff.parsed_body"
+NOT_PARSED: Any = object()
+
+
 def check_json_body(body: bytes, limits: RequestLimits) -> FlagstaffError | None:
     """Structural checks on a JSON body; bodies that are not JSON are left to the router."""
+    error, _ = parse_checked_body(body, limits)
+    return error
+
+
+def parse_checked_body(body: bytes, limits: RequestLimits) -> tuple[FlagstaffError | None, Any]:
+    """(error, parsed body): the parsed value is :data:`NOT_PARSED` unless it is acceptable
+    JSON within every limit."""
     if not body.strip():
-        return None
+        return None, NOT_PARSED
     try:
         parsed = json.loads(body)
     except RecursionError:
@@ -148,16 +161,16 @@ def check_json_body(body: bytes, limits: RequestLimits) -> FlagstaffError | None
             f"body: nested deeper than {limits.max_json_depth} levels",
             details={"field": "body", "limit": limits.max_json_depth,
                      "setting": "FLAGSTAFF_MAX_JSON_DEPTH"},
-        )
+        ), NOT_PARSED
     except UnicodeDecodeError:
-        return Invalid("request body is not valid UTF-8 JSON", code="invalid_json")
+        return Invalid("request body is not valid UTF-8 JSON", code="invalid_json"), NOT_PARSED
     except json.JSONDecodeError:
-        return None  # the router's own answer: 400 invalid_json with the position
+        return None, NOT_PARSED  # the router's own answer: 400 invalid_json with the position
     except ValueError as exc:  # e.g. integers longer than Python's 4300-digit conversion limit
-        return Invalid(f"request body is not acceptable JSON: {exc}", code="invalid_json")
+        return Invalid(f"request body is not acceptable JSON: {exc}", code="invalid_json"), NOT_PARSED
     if _within_limits(parsed, limits):
-        return None
-    return _first_violation(parsed, limits)
+        return None, parsed
+    return _first_violation(parsed, limits), NOT_PARSED
 
 
 def _within_limits(value: Any, limits: RequestLimits) -> bool:
@@ -257,10 +270,12 @@ class RequestLimitsMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        error = check_json_body(body, self.limits)
+        error, parsed = parse_checked_body(body, self.limits)
         if error is not None:
             await send_error(send, error)
             return
+        if parsed is not NOT_PARSED:
+            scope[PARSED_BODY_KEY] = parsed
 
         replayed = False
 

@@ -7,8 +7,9 @@ answered 202 with ``"duplicate": true`` and counted once (contract §9).
 ``/exposures`` and ``/track`` are the high-volume routes (target ≥ 50,000 events/s over HTTP,
 ``benchmarks/bench_ingest.py``), so they do not let pydantic parse their bodies: a batch of
 1,000 events cost more in FastAPI's body parsing and pydantic's model validation than in the
-database.  The handler reads the raw body, decodes it with ``json.loads`` and hands the
-object to the store, whose validators check every event and name ``events[i].field`` on a
+database.  The handler takes the body the request-limits middleware already decoded and
+checked (``PARSED_BODY_KEY``; it decodes the raw body itself only when that is absent) and
+hands the object to the store, whose validators check every event and name ``events[i].field`` on a
 400.  The pydantic models still describe the bodies in the OpenAPI document
 (``openapi_extra``).  ``/evaluation-counts`` carries a few hundred counts per minute and keeps
 the ordinary pydantic body.
@@ -26,6 +27,7 @@ from flagstaff.errors import Forbidden, Invalid
 from flagstaff.server.auth import SDK_KINDS, Principal, require_sdk
 from flagstaff.server.deps import get_store
 from flagstaff.server.errors import error_responses
+from flagstaff.server.limits import NOT_PARSED, PARSED_BODY_KEY
 from flagstaff.server.models import EvaluationCountsIn, ExposuresIn, IngestOut, TrackIn
 from flagstaff.store import Store
 
@@ -48,12 +50,14 @@ def _documented_body(model: type[ExposuresIn | TrackIn]) -> dict[str, Any]:
         "application/json": {"schema": model.model_json_schema()}}}}
 
 
-async def _raw_body(request: Request) -> tuple[str, bytes]:
-    """The body as bytes with its content type; decoded by the (threadpool) handler."""
-    return request.headers.get("content-type", ""), await request.body()
+async def _raw_body(request: Request) -> tuple[str, bytes, Any]:
+    """The body as bytes with its content type, and what the request-limits middleware
+    decoded from it (:data:`NOT_PARSED` if nothing)."""
+    parsed = request.scope.get(PARSED_BODY_KEY, NOT_PARSED)
+    return request.headers.get("content-type", ""), await request.body(), parsed
 
 
-RawBody = Annotated[tuple[str, bytes], Depends(_raw_body)]
+RawBody = Annotated[tuple[str, bytes, Any], Depends(_raw_body)]
 
 
 def _is_json(content_type: str) -> bool:
@@ -64,20 +68,28 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def decode_batch(raw: tuple[str, bytes]) -> dict[str, Any]:
+def decode_batch(raw: tuple[str, bytes, Any]) -> dict[str, Any]:
     """The JSON object of an ingestion body; 400 ``invalid``/``invalid_json`` otherwise."""
-    content_type, body = raw
+    content_type, body, data = raw
     if not _is_json(content_type):
         raise Invalid(
             "the request body must be JSON sent with Content-Type: application/json "
             f"(got {content_type.split(';')[0]!r})",
             details={"field": "Content-Type"},
         )
-    if not body.strip():
-        raise Invalid("a JSON request body is required", details={"field": "body"})
+    if data is NOT_PARSED:  # not decoded upstream: empty, malformed or no middleware ran
+        if not body.strip():
+            raise Invalid("a JSON request body is required", details={"field": "body"})
+        data = _decode(body)
+    if data.__class__ is not dict:
+        raise Invalid("body: must be a JSON object", details={"field": "body"})
+    return data
+
+
+def _decode(body: bytes) -> Any:
     try:
         # bytes, not str: json.loads detects UTF-8/16/32 as FastAPI's parsing did.
-        data = json.loads(body)
+        return json.loads(body)
     except UnicodeDecodeError:
         raise Invalid("request body is not valid UTF-8 JSON", code="invalid_json") from None
     except json.JSONDecodeError as exc:
@@ -89,9 +101,6 @@ def decode_batch(raw: tuple[str, bytes]) -> dict[str, Any]:
         # The request-limits middleware answers these first; kept so that this route never
         # depends on it for a 400.
         raise Invalid(f"request body is not acceptable JSON: {exc}", code="invalid_json") from None
-    if data.__class__ is not dict:
-        raise Invalid("body: must be a JSON object", details={"field": "body"})
-    return data
 
 
 def _accepted(result: Any) -> JSONResponse:
