@@ -7,10 +7,14 @@ A fresh ``python -m flagstaff.server`` (SQLite in a temporary directory unless
 ``--database-url``) gets 20 flags and one server-side SDK key.  N raw asyncio SSE readers
 (HTTP/1.0, so the body is the plain event stream) follow ``/stream`` and keep each flag's
 version as the events say; a writer toggles random flags; an evaluator calls ``/evaluate``.
-Every ``--sample-seconds`` the server's RSS and open file descriptors (``/proc/<pid>/fd``)
-are recorded.  At the end writes stop, and every client's flag versions must equal the
-server's ``GET /sdk/flags`` snapshot.  Exit status 1 if any client differs, any API call
-failed or a stream broke.  Figures are printed (copy them to docs/reliability.md).
+Every ``--sample-seconds`` the server's RSS, open file descriptors (``/proc/<pid>/fd``) and
+the memory blocks held by Python objects (``flagstaff_python_allocated_blocks`` from
+``/metrics``) are recorded.  At the end writes stop, and every client's flag versions must
+equal the server's ``GET /sdk/flags`` snapshot.  Exit status 1 if any client differs, any API
+call failed, a stream broke, or open fds (by more than two), RSS or
+Python blocks grew by more than ``--max-late-growth-pct`` over the second half of the run
+(warm-up is over by then; a leak keeps growing).  Figures are printed (copy them to
+docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -49,6 +53,31 @@ def rss_mib(pid: int) -> float:
 
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def python_blocks(api: httpx.AsyncClient) -> int:
+    text = (await api.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("flagstaff_python_allocated_blocks "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("/metrics has no flagstaff_python_allocated_blocks")
+
+
+@dataclass
+class Sample:
+    t: float
+    rss_mib: float
+    fds: int
+    blocks: int
+
+
+async def sample(api: httpx.AsyncClient, pid: int, started: float) -> Sample:
+    blocks = await python_blocks(api)
+    return Sample(time.monotonic() - started, rss_mib(pid), open_fds(pid), blocks)
+
+
+def growth_pct(before: float, after: float) -> float:
+    return 100.0 * (after - before) / before
 
 
 @dataclass
@@ -123,7 +152,7 @@ async def soak(args: argparse.Namespace) -> int:
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     errors: list[str] = []
-    samples: list[tuple[float, float, int]] = []
+    samples: list[Sample] = []
     writes = evaluations = 0
     try:
         base = f"http://127.0.0.1:{port}"
@@ -159,7 +188,7 @@ async def soak(args: argparse.Namespace) -> int:
             while time.monotonic() < end:
                 now = time.monotonic()
                 if now >= next_sample:
-                    samples.append((now - started, rss_mib(server.pid), open_fds(server.pid)))
+                    samples.append(await sample(api, server.pid, started))
                     next_sample += args.sample_seconds
                 if now >= next_write:
                     key = random.choice(FLAGS)
@@ -178,7 +207,7 @@ async def soak(args: argparse.Namespace) -> int:
                         errors.append(f"evaluate {r.status_code}: {r.text[:200]}")
                     next_eval += eval_gap
                 await asyncio.sleep(max(0.0, min(next_write, next_eval, next_sample) - time.monotonic()))
-            samples.append((time.monotonic() - started, rss_mib(server.pid), open_fds(server.pid)))
+            samples.append(await sample(api, server.pid, started))
 
             snapshot = (await api.get("/sdk/flags", headers={"Authorization": f"Bearer {sdk}"})).json()
             expected = {k: int(f["version"]) for k, f in snapshot["flags"].items()}
@@ -199,24 +228,34 @@ async def soak(args: argparse.Namespace) -> int:
         log.close()
 
     first, last = samples[0], samples[-1]
-    peak_rss = max(s[1] for s in samples)
+    # The first samples are taken while clients are still connecting.
+    warm = samples[min(2, len(samples) - 1)]
+    half = samples[len(samples) // 2]
+    peak_rss = max(s.rss_mib for s in samples)
     print(f"soak: {args.minutes:g} min, {args.clients} SSE clients, {writes} writes, "
           f"{evaluations} evaluations, {sum(c.events for c in clients)} events delivered")
-    print("| t (s) | server RSS (MiB) | open fds |")
-    print("|---:|---:|---:|")
+    print("| t (s) | server RSS (MiB) | Python blocks | open fds |")
+    print("|---:|---:|---:|---:|")
     step = max(1, len(samples) // 12)
-    for t, rss, fds in samples[::step] + ([last] if (len(samples) - 1) % step else []):
-        print(f"| {t:.0f} | {rss:.1f} | {fds} |")
-    # Growth after warm-up (the first sample is taken while clients are still connecting).
-    warm = samples[min(2, len(samples) - 1)]
-    print(f"RSS {first[1]:.1f} -> {last[1]:.1f} MiB (after warm-up {warm[1]:.1f} -> {last[1]:.1f}, "
-          f"peak {peak_rss:.1f}); fds {first[2]} -> {last[2]}")
+    for s in samples[::step] + ([last] if (len(samples) - 1) % step else []):
+        print(f"| {s.t:.0f} | {s.rss_mib:.1f} | {s.blocks:,} | {s.fds} |")
+    late_rss = growth_pct(half.rss_mib, last.rss_mib)
+    late_blocks = growth_pct(half.blocks, last.blocks)
+    print(f"RSS {first.rss_mib:.1f} -> {last.rss_mib:.1f} MiB (after warm-up {warm.rss_mib:.1f} -> "
+          f"{last.rss_mib:.1f}, peak {peak_rss:.1f}); Python blocks after warm-up {warm.blocks:,} -> "
+          f"{last.blocks:,}; fds {first.fds} -> {warm.fds} -> {last.fds}")
+    print(f"second half (t={half.t:.0f} s to {last.t:.0f} s): RSS {late_rss:+.2f} %, "
+          f"Python blocks {late_blocks:+.2f} % (limit {args.max_late_growth_pct:g} %)")
     print(f"final state: {len(clients) - len(differing)}/{len(clients)} clients equal the server "
           f"snapshot (version {snapshot['version']}); broken streams: {len(broken)}; "
           f"error responses: {len(errors)}")
+    # A pooled database connection opened late is a file or two; a leak is one per something.
+    grew = max(late_rss, late_blocks) > args.max_late_growth_pct or last.fds > half.fds + 2
+    if grew:
+        print("   memory or file descriptors were not flat")
     for line in (errors + [str(b) for b in broken])[:10]:
         print("  ", line)
-    return 1 if differing or broken or errors else 0
+    return 1 if differing or broken or errors or grew else 0
 
 
 def main() -> None:
@@ -227,6 +266,8 @@ def main() -> None:
     parser.add_argument("--evaluations-per-second", type=float, default=20.0)
     parser.add_argument("--sample-seconds", type=float, default=10.0)
     parser.add_argument("--database-url")
+    parser.add_argument("--max-late-growth-pct", type=float, default=1.0,
+                        help="allowed growth of RSS and of Python blocks over the second half")
     sys.exit(asyncio.run(soak(parser.parse_args())))
 
 

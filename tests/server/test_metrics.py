@@ -68,3 +68,24 @@ def test_metrics_token_protects_the_endpoint_when_set(tmp_path: Path) -> None:
         wrong = httpx.get(f"{server.url}/metrics", headers=bearer("nope"), timeout=10)
         assert wrong.status_code == 401
         assert "flagstaff_stream_clients{transport=sse}" in scrape(server, bearer(token))
+
+
+def test_python_allocated_blocks_follow_the_interpreter() -> None:
+    from prometheus_client import generate_latest
+
+    from flagstaff.server.metrics import Metrics
+
+    metrics = Metrics()
+
+    def blocks() -> float:
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+            if family.name == "flagstaff_python_allocated_blocks":
+                return float(family.samples[0].value)
+        raise AssertionError("no flagstaff_python_allocated_blocks series")
+
+    before = blocks()
+    held = [[i] for i in range(100_000)]  # 100,000 lists plus their ints: more live blocks
+    during = blocks()
+    del held
+    assert during - before > 100_000
+    assert blocks() < during - 100_000

@@ -9,6 +9,7 @@ exporters (it shows counts, never flag contents); set ``FLAGSTAFF_STREAM_METRICS
 from __future__ import annotations
 
 import hmac
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -74,6 +75,14 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        # Memory held by Python objects, apart from RSS (which also holds SQLite's page caches,
+        # the allocator's free lists and native buffers): a leak of objects shows here first.
+        self.python_blocks = Gauge(
+            "flagstaff_python_allocated_blocks",
+            "Memory blocks currently allocated by the Python interpreter (sys.getallocatedblocks).",
+            registry=self.registry,
+        )
+        self.python_blocks.set_function(sys.getallocatedblocks)
         # Labelled children, looked up once: ``labels()`` takes a lock and builds a key on every
         # call, which the fan-out would otherwise pay per connection and per event.
         self._clients: dict[str, Gauge] = {}
