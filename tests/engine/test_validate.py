@@ -186,3 +186,85 @@ def test_not_a_mapping() -> None:
     assert _error([1, 2]).path == ""
     assert _error({"key": "f", "type": "boolean", "environments": {"p": {"rules": "x"}}}).path == \
         "environments.p.rules"
+
+
+def _canonical_rule(rule_id: str, *conditions: dict[str, Any], serve: str = "true") -> dict[str, Any]:
+    return {"id": rule_id, "conditions": list(conditions), "serve": {"variant": serve}}
+
+
+_C = cond("country", "in", "DE")
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [_canonical_rule("a", _C), _canonical_rule("b", _C, cond("plan", "equals", "pro"))],
+        [_canonical_rule("a"), _canonical_rule("b", _C, serve="false")],
+        [_canonical_rule("a", _C), _canonical_rule("a", _C)],
+        [_canonical_rule("a", _C), {**_canonical_rule("b", _C), "description": "d"}],
+        [_canonical_rule("a", _C), {**_canonical_rule("b", _C), "extra": 1}],
+        [_canonical_rule("a", _C), {"conditions": [_C], "serve": {"variant": "true"}}],
+        [_canonical_rule("a", _C), _canonical_rule("b", _C, serve="maybe")],
+        [_canonical_rule("a", _C), {**_canonical_rule("b", _C), "serve": rollout(true=50, false=50)}],
+        [_canonical_rule("a", {"attribute": "country", "operator": "in", "value": "DE"})],
+        [_canonical_rule("a", cond("country", "in", "DE"), cond("a..b", "in", "x"))],
+        [_canonical_rule("a", cond(".a", "in", "x"))],
+        [_canonical_rule("a", cond("age", "in", 7))],
+        [_canonical_rule("a", cond("country", "in"))],
+        [_canonical_rule("a", {**_C, "negate": 0})],
+        [_canonical_rule("x" * 129, _C)],
+        [_canonical_rule(f"r{i}", _C) for i in range(1001)],
+        (_canonical_rule("a", _C),),
+        [_canonical_rule("a", _C), "not a rule"],
+    ],
+)
+def test_snapshot_load_validates_rules_as_validate_flag_does(rules: Any) -> None:
+    # Loading a snapshot checks canonical rules in one pass and shares them.
+    from flagstaff.engine.validate import validate_resolved
+
+    env = {"enabled": True, "rules": rules}
+    definition = flag("f").boolean().set("environments", {"production": env}).build()
+    try:
+        expected: Any = validate_flag(definition)["environments"]["production"]
+    except DefinitionError as exc:
+        expected = (exc.path, exc.message)
+    header = {k: v for k, v in definition.items() if k != "environments"}
+    try:
+        resolved = validate_resolved(header, env, "production")
+        got: Any = {k: resolved[k] for k in expected}
+    except DefinitionError as exc:
+        got = (exc.path, exc.message)
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("flag_fields", "environment", "path"),
+    [
+        ({"key": "f", "type": "boolean"}, "production", None),
+        ({"key": "f", "type": "boolean", "state": "gone"}, "production", "state"),
+        ({"key": "f", "type": "boolean", "version": 0}, "production", "version"),
+        ({"key": "f", "type": "maybe"}, "production", "type"),
+        ({"key": "f", "type": "boolean"}, "Prod!", "environments.Prod!"),
+        ({"key": "f", "type": "boolean", "environments": {}}, "production", None),
+        ({"key": "f", "type": "boolean", "extra": 1}, "production", "extra"),
+    ],
+)
+def test_validate_resolved_is_validate_flag_flattened(
+    flag_fields: dict[str, Any], environment: str, path: str | None
+) -> None:
+    from flagstaff.engine.validate import validate_resolved
+
+    env = {"enabled": True, "rules": [{"conditions": [cond("a", "equals", "x")], "serve": {"variant": "true"}}],
+           "fallthrough": rollout(true=50, false=50)}
+    definition = {**flag_fields, "environments": {environment: env}}
+    if path is not None:
+        assert _error(definition).path == path
+        with pytest.raises(DefinitionError) as info:
+            validate_resolved(flag_fields, env, environment)
+        assert info.value.path == path
+        return
+    canonical = validate_flag(definition)
+    flat = {k: v for k, v in canonical.items() if k != "environments"}
+    flat.update(canonical["environments"][environment])
+    assert validate_resolved({k: v for k, v in flag_fields.items() if k != "environments"},
+                             env, environment) == flat

@@ -2,7 +2,8 @@
 
 A compiled flag is ``evaluate(context, depth, table) -> EvaluationDetail``.  Every outcome that
 does not depend on the context (disabled, a target hit, a fixed rule or fallthrough variant) is
-an :class:`EvaluationDetail` built here once and returned as-is.  Prerequisites are looked up
+an :class:`EvaluationDetail` built once and returned as-is: here, or for a fixed rule on its
+first match (``indexing.PendingDetail``).  Prerequisites are looked up
 in ``table`` at evaluation time, so a change to one flag never recompiles another; segments
 are captured directly, so changing a segment recompiles the flags that use it.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import mmh3
 
 from flagstaff.engine.bucketing import BUCKETS, bucket_value, range_ends
-from flagstaff.engine.indexing import Outcome, group_membership_rules
+from flagstaff.engine.indexing import Outcome, group_membership_rules, one_group_flag
 from flagstaff.engine.operators import (
     Context,
     Match,
@@ -214,9 +215,8 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         serve = rule["serve"]
         if "variant" in serve:
             variant = serve["variant"]
-            outcomes.append(static_detail(
-                variants[variant], variant, rule_match, rule_id, index, None, key, version
-            ))
+            # Pending: the detail is built on the rule's first match (see indexing).
+            outcomes.append((variants[variant], variant, rule_id, index, key, version))
         else:
             outcomes.append(_split(
                 serve["rollout"],
@@ -224,9 +224,6 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
                 lambda v, i=index, r=rule_id: make(v, rule_match, r, i),  # type: ignore[misc]
                 make(off, rule_match, rule_id, index),
             ))
-    rules = group_membership_rules(
-        raw_rules, outcomes, lambda rule: compile_rule_match(rule, segments)
-    ) if raw_rules else ()
     fallthrough_raw = flag["fallthrough"]
     fallthrough: Serve
     static: EvaluationDetail | None
@@ -247,6 +244,13 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         static = None
         fallthrough = _experiment(experiment, make, fallthrough)
 
+    if not prerequisites and not targets:
+        whole = one_group_flag(raw_rules, outcomes, fallthrough)
+        if whole is not None:
+            return flag_type, whole
+    rules = group_membership_rules(
+        raw_rules, outcomes, lambda rule: compile_rule_match(rule, segments)
+    ) if raw_rules else ()
     if not prerequisites and not targets and not rules:
         if static is not None:
             return flag_type, lambda ctx, depth, table: static

@@ -115,31 +115,38 @@ def fast_conditions(conditions: list[Any], *, share: bool = False) -> list[dict[
     callers that only read the result before dropping it (loading a snapshot).
     """
     out = []
+    # Rules of one flag mostly name the same few attributes: each is checked once.
+    attributes: set[str] = set()
     for raw in conditions:
         if raw.__class__ is not dict or len(raw) != 4:
             return None
         op = raw.get("operator")
         attribute = raw.get("attribute")
         values = raw.get("values")
-        negate = raw.get("negate")
         if (
             op not in _FAST_STRING_OPERATORS
             or attribute.__class__ is not str
             or values.__class__ is not list
-            or negate.__class__ is not bool
-            or not 0 < len(attribute) <= MAX_ATTRIBUTE_LEN
-            or attribute[0] == "."
-            or attribute[-1] == "."
-            or ".." in attribute
+            or raw.get("negate").__class__ is not bool
             or not 0 < len(values) <= MAX_VALUES
         ):
             return None
+        if attribute not in attributes:
+            if (
+                not 0 < len(attribute) <= MAX_ATTRIBUTE_LEN
+                or attribute[0] == "."
+                or attribute[-1] == "."
+                or ".." in attribute
+            ):
+                return None
+            attributes.add(attribute)
         for value in values:
             if value.__class__ is not str or len(value) > MAX_STRING_VALUE_LEN:
                 return None
         if not share:
             out.append(
-                {"attribute": attribute, "operator": op, "values": list(values), "negate": negate}
+                {"attribute": attribute, "operator": op, "values": list(values),
+                 "negate": raw["negate"]}
             )
     return conditions if share else out
 

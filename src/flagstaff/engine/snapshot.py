@@ -21,7 +21,7 @@ from flagstaff.engine.errors import DefinitionError
 from flagstaff.engine.operators import Match
 from flagstaff.engine.references import flag_references, segment_references
 from flagstaff.engine.types import ErrorCode, EvaluationDetail, FlagType, Reason
-from flagstaff.engine.validate import validate_flag_shared, validate_segment
+from flagstaff.engine.validate import validate_resolved, validate_segment
 
 _FLAG_FIELDS = ("key", "type", "kind", "variants", "off_variant", "salt", "version", "state")
 _ENV_FIELDS = ("enabled", "prerequisites", "targets", "rules", "fallthrough", "experiment")
@@ -34,15 +34,14 @@ def _error(default: Any, code: ErrorCode, message: str, key: str) -> EvaluationD
 
 
 def _validate_resolved(resolved: Any, environment: str) -> dict[str, Any]:
-    """Validate a resolved flag by validating it as a one-environment definition."""
+    """Validate a resolved flag as the one-environment definition it stands for."""
     if not isinstance(resolved, Mapping):
         raise DefinitionError("", "a snapshot flag must be an object")
-    definition: dict[str, Any] = {f: resolved[f] for f in _FLAG_FIELDS if f in resolved}
-    definition["environments"] = {environment: {f: resolved[f] for f in _ENV_FIELDS if f in resolved}}
-    valid = validate_flag_shared(definition, share=True)  # read once by the compiler, then dropped
-    flat = {f: valid[f] for f in _FLAG_FIELDS if f in valid}
-    flat.update(valid["environments"][environment])
-    return flat
+    return validate_resolved(  # read once by the compiler, then dropped
+        {f: resolved[f] for f in _FLAG_FIELDS if f in resolved},
+        {f: resolved[f] for f in _ENV_FIELDS if f in resolved},
+        environment,
+    )
 
 
 def _segment_refs(segment: Any) -> set[str]:
