@@ -7,7 +7,10 @@ and an asyncio load generator (raw asyncio streams, which scale to 10,000 socket
 than a full HTTP client) opens N ``/stream`` connections.  Measured:
 
 * management API latency (``GET /flags/{key}``, sequential, from a separate process so the load
-  generator's reading does not delay it) idle and with N connected, p50/p99 and the change;
+  generator's reading does not delay it; ``--samples`` per round after a discarded warm-up):
+  idle before connecting, with N connected, and idle again after the N disconnected.  The
+  change is against both idle rounds pooled; the two idle rounds are shown separately so that
+  drift on a shared machine is visible next to the change it would otherwise pass for;
 * change propagation: a flag is created through the API, and the time from sending that request
   until each client has read the event, p50/p99/max over all clients and writes;
 * server RSS growth per connection, (RSS with N connected - RSS idle) / N, idle being after one
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -43,6 +47,9 @@ from _report import table, write_section
 
 EVENT = re.compile(rb'event: flag_updated\ndata: \{"key":"bench-(\d+)"')
 TICKS = os.sysconf("SC_CLK_TCK")
+# Requests made but not counted at the start of every round: the probe's connection set-up and
+# first calls (its imports, the server's caches) are no part of the latency being compared.
+WARMUP = 200
 
 
 def free_port() -> int:
@@ -111,24 +118,36 @@ class Server:
             self.process.kill()
             self.process.wait()
 
-    def latency(self, samples: int) -> list[float]:
+    def latency(self, samples: int, warmup: int = WARMUP) -> list[float]:
         """Sequential ``GET /flags/bench-0`` timings, taken by a separate process: in this one
         the load generator's event loop holds the GIL while it reads the streams, which would
         show up as API latency that the server never caused."""
         probe = subprocess.run(
-            [sys.executable, __file__, "--latency-probe", self.url, self.token, str(samples)],
+            [sys.executable, __file__, "--latency-probe", self.url, self.token, str(samples),
+             str(warmup)],
             check=True, capture_output=True, text=True)
         return [float(x) for x in probe.stdout.split()]
 
+    def stream_clients(self) -> float:
+        match = re.search(r"^flagstaff_stream_clients\{transport=\"sse\"\} (\S+)$",
+                          self.client.get("/metrics").text, re.M)
+        return float(match.group(1)) if match else 0.0
 
-def latency_probe(url: str, token: str, samples: int) -> None:
+
+def latency_probe(url: str, token: str, samples: int, warmup: int) -> None:
+    # The probe's own cyclic GC would show up as server latency.
+    gc.disable()
+    timings = []
     with httpx.Client(base_url=url, timeout=30,
                       headers={"Authorization": f"Bearer {token}"}) as client:
-        for _ in range(samples):
+        for n in range(warmup + samples):
             started = time.perf_counter()
             response = client.get("/flags/bench-0")
-            print(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
             assert response.status_code == 200
+            if n >= warmup:
+                timings.append(elapsed)
+    print("\n".join(map(str, timings)))
 
 
 class _Connection(asyncio.Protocol):
@@ -219,8 +238,7 @@ async def run_one(n: int, *, writes: int, samples: int, interval: float, databas
                                           "environment": "production"}).json()["secret"]
         admin.post("/flags", json={"key": "bench-0", "type": "boolean",
                                    "environments": {"production": {"enabled": True}}})
-        await asyncio.to_thread(server.latency, 50)  # warm-up
-        idle = await asyncio.to_thread(server.latency, samples)
+        idle_before = await asyncio.to_thread(server.latency, samples)
         # One batch of connections opened and closed first, so the idle figure already has
         # what any burst of connects starts once (the auth worker threads, ~0.1 MiB each);
         # that is not a per-connection cost and would otherwise inflate small N the most.
@@ -255,16 +273,27 @@ async def run_one(n: int, *, writes: int, samples: int, interval: float, databas
         delays = [t - sent[k] for k, times in clients.arrivals.items() for t in times]
         delivered = clients.delivered()
         await clients.close()
+        # Idle again only once the server has noticed every disconnect.
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(server.stream_clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)
+        idle_after = await asyncio.to_thread(server.latency, samples)
         connected = n - clients.failed
+        idle = idle_before + idle_after
         p50_i, p99_i = statistics.median(idle), pct(idle, 0.99)
         p50_l, p99_l = statistics.median(loaded), pct(loaded, 0.99)
 
         def ms(seconds: float) -> str:
             return f"{seconds * 1000:.1f}"
 
+        def p50_p99(values: list[float]) -> str:
+            return f"{ms(statistics.median(values))} / {ms(pct(values, 0.99))}"
+
         return [
             f"{connected:,}/{n:,}", f"{connect_s:.1f}",
-            f"{ms(p50_i)} / {ms(p99_i)}", f"{ms(p50_l)} / {ms(p99_l)}",
+            f"{ms(p50_i)} / {ms(p99_i)} ({p50_p99(idle_before)}; {p50_p99(idle_after)})",
+            f"{ms(p50_l)} / {ms(p99_l)}",
             f"{(p50_l / p50_i - 1) * 100:+.0f}% / {(p99_l / p99_i - 1) * 100:+.0f}%",
             f"{delivered:,}/{connected * writes:,}",
             f"{ms(statistics.median(delays))} / {ms(pct(delays, 0.99))} / {ms(max(delays))}"
@@ -276,19 +305,21 @@ async def run_one(n: int, *, writes: int, samples: int, interval: float, databas
         server.stop()
 
 
-HEADERS = ["clients", "connect s", "mgmt p50/p99 idle ms", "mgmt p50/p99 loaded ms",
+HEADERS = ["clients", "connect s", "mgmt p50/p99 idle ms (before; after)",
+           "mgmt p50/p99 loaded ms",
            "mgmt change", "events delivered", "propagation p50/p99/max ms",
            "server RSS KiB/conn", "CPU s server / loadgen (wall)"]
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--latency-probe"]:
-        latency_probe(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        latency_probe(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", default="200,1000", help="comma-separated N values")
     parser.add_argument("--writes", type=int, default=20)
-    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=1000,
+                        help="management requests timed per round (idle before, loaded, idle after)")
     parser.add_argument("--interval", type=float, default=0.3, help="seconds between writes")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
@@ -305,11 +336,14 @@ def main() -> None:
                     n, writes=args.writes, samples=args.samples, interval=args.interval,
                     database_url=url, log=Path(tmp) / "server.log")))
             print(table(HEADERS, rows[-1:]), flush=True)
+            print(f"(load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
     backend = "PostgreSQL" if args.database_url else "SQLite"
     markdown = (
         f"One server process ({backend}), N idle `/stream` connections from an asyncio load "
         f"generator on the same machine (fd limit {hard}). Management latency: sequential "
-        f"`GET /flags/{{key}}`, {args.samples} samples. Propagation: {args.writes} flags created "
+        f"`GET /flags/{{key}}`, {args.samples} samples per round after {WARMUP} discarded, idle "
+        "before connecting and after disconnecting (pooled; each round in brackets) and loaded; "
+        "the change is loaded against pooled idle. Propagation: {args.writes} flags created "
         "through the API, time from sending the request to each client reading the event.\n\n"
         + table(HEADERS, rows)
     )

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import threading
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,22 +231,22 @@ class RequestLimitsMiddleware:
         self.app = app
         self.limits = limits
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # A plain function returning the next awaitable: for body-less requests this layer
+        # then keeps no suspended frame (a held ``/stream`` would hold one per connection).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
         if "\x00" in scope.get("path", ""):
-            await send_error(send, Invalid("the path must not contain NUL (%00)",
-                                           details={"field": "path"}))
-            return
+            return send_error(send, Invalid("the path must not contain NUL (%00)",
+                                            details={"field": "path"}))
         if _query_has_nul(scope.get("query_string", b"")):
-            await send_error(send, Invalid("query parameters must not contain NUL (%00)",
-                                           details={"field": "query"}))
-            return
+            return send_error(send, Invalid("query parameters must not contain NUL (%00)",
+                                            details={"field": "query"}))
         if scope.get("method") not in _BODY_METHODS:
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._with_body(scope, receive, send)
 
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.body_timeout_seconds

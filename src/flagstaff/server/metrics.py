@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -124,10 +124,15 @@ class LatencyMiddleware:
         self.metrics = metrics
         self.on_write = on_write
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        untimed = scope.get("path") in _UNTIMED_ROUTES and scope.get("method") not in _WRITES
+        if scope["type"] != "http" or untimed:
+            # Nothing to observe or wake for.  Returned rather than awaited, so a held
+            # ``/stream`` keeps no frame or send wrapper of this layer (memory per connection).
+            return self.app(scope, receive, send)
+        return self._timed(scope, receive, send)
+
+    async def _timed(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -103,10 +103,14 @@ class BodyLimitMiddleware:
         # Exact paths with their own limit (event ingestion takes bigger batches).
         self.path_limits = dict(path_limits or {})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] != "http" or not _may_have_body(scope):
+            # Nothing to count.  Returned rather than awaited, so a held ``/stream`` keeps no
+            # frame or receive/send wrappers of this layer (memory per connection).
+            return self.app(scope, receive, send)
+        return self._limited(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -150,6 +154,13 @@ class BodyLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _may_have_body(scope: Scope) -> bool:
+    """HTTP/1.1 frames a request body only with ``Content-Length`` or ``Transfer-Encoding``."""
+    return any(
+        name in (b"content-length", b"transfer-encoding") for name, _ in scope.get("headers") or []
+    )
 
 
 class BodyTooLargeError(HTTPException):

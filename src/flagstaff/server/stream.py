@@ -6,10 +6,12 @@ is above the last one it sent.  Subscribing first means no event can fall betwee
 read and the live queue; the id filter means none is sent twice.
 
 The response is a small ASGI loop rather than a generic streaming response: one coroutine per
-connection writes (plus one waiting for the disconnect), keepalives and maximum ages come from
-the change feed's one shared ticker, a successful request is served by :class:`StreamEndpoint`
-ahead of FastAPI's routing and body chunks bypass the middlewares (:class:`RawSendMiddleware`),
-which keeps ten thousand idle connections cheap in memory and the fan-out cheap in CPU.  SSE
+connection writes (the disconnect is noticed by driving ``receive()`` from callbacks, not by a
+second task), keepalives and maximum ages come from the change feed's one shared ticker, a
+successful request is served by :class:`StreamEndpoint` ahead of FastAPI's routing and body
+chunks bypass the middlewares (:class:`RawSendMiddleware`), which keeps ten thousand idle
+connections cheap in memory and the fan-out cheap in CPU (where the memory goes, measured:
+docs/streaming.md, "Server implementation notes").  SSE
 frames are encoded once per event and shared by every connection of an environment.
 """
 
@@ -28,7 +30,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security.utils import get_authorization_scheme_param
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.errors import FlagstaffError, Invalid
 from flagstaff.server.auth import SDK_SERVER, ServerSdk
@@ -195,10 +197,13 @@ class EventStreamResponse(Response):
             scope.get(RAW_SEND_KEY) or send, subscriber, self.realtime.settings.retry_ms,
             self.realtime.metrics,
         )
-        watcher = asyncio.create_task(
-            _watch_disconnect(scope.get(RAW_RECEIVE_KEY) or receive, subscriber)
-        )
+        server_receive = scope.get(RAW_RECEIVE_KEY) or receive
+        watcher: asyncio.Task[None] | None = None
         try:
+            if _drivable_by_hand(server_receive):
+                writer.watch_disconnect(server_receive)
+            else:
+                watcher = asyncio.create_task(_watch_disconnect(server_receive, subscriber))
             await send(
                 {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             )
@@ -214,9 +219,11 @@ class EventStreamResponse(Response):
             )
         finally:
             subscriber.direct = subscriber.direct_ping = None
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            writer.stop_watching()
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             feed.unsubscribe(subscriber)
         if reason == SEND_TIMEOUT:
             # The client's TCP window is full, so a final empty chunk would block as well;
@@ -227,10 +234,12 @@ class EventStreamResponse(Response):
 
 
 class _SseWriter:
-    """Writes one connection's SSE body; a slotted object rather than three closures, which
-    with their cells cost more memory per held connection."""
+    """Writes one connection's SSE body and notices the client going away; a slotted object
+    rather than closures and a second task, which cost more memory per held connection."""
 
-    __slots__ = ("_metrics", "_prefix", "_send", "_subscriber")
+    __slots__ = (
+        "_metrics", "_pending", "_prefix", "_receive", "_receiving", "_send", "_subscriber",
+    )
 
     def __init__(self, send: Send, subscriber: Subscriber, retry_ms: int, metrics: Metrics) -> None:
         self._send = send
@@ -239,6 +248,70 @@ class _SseWriter:
         # The retry hint rides in the first event's block: a block holding only ``retry:``
         # dispatches nothing in browsers but shows up as an empty message in some clients.
         self._prefix = f"retry: {retry_ms}\n".encode()
+        self._receive: Receive | None = None
+        # The ``receive()`` call in progress, and what it waits on (a future, or the handle of
+        # a bare-yield retry) while it is suspended.
+        self._receiving: Coroutine[Any, Any, Message] | None = None
+        self._pending: asyncio.Future[Any] | asyncio.Handle | None = None
+
+    def watch_disconnect(self, receive: Receive) -> None:
+        """Close the subscriber as soon as ``receive`` reports ``http.disconnect``.
+
+        ``receive()`` is driven by hand, step by step from its futures' done callbacks, which
+        is what a task awaiting it would do: a task (with its context, its weak reference in
+        the loop's task set and one more suspended coroutine) cost ~0.6 KiB more per held
+        connection.
+        The first step runs now, so a client already gone is noticed before anything is sent.
+        """
+        self._receive = receive
+        self._step_receive(None)
+
+    def stop_watching(self) -> None:
+        """Abandon the ``receive()`` in progress (closing it runs its cleanup, e.g. uvicorn's
+        ``Event.wait`` drops its waiter)."""
+        self._receive = None
+        pending, self._pending = self._pending, None
+        if isinstance(pending, asyncio.Handle):
+            pending.cancel()
+        elif pending is not None:
+            pending.remove_done_callback(self._step_receive)
+        receiving, self._receiving = self._receiving, None
+        if receiving is not None:
+            receiving.close()
+
+    def _step_receive(self, _done: object) -> None:
+        self._pending = None
+        while self._receive is not None:
+            receiving = self._receiving
+            if receiving is None:
+                receiving = self._receiving = cast(
+                    Coroutine[Any, Any, Message], self._receive()
+                )
+            try:
+                yielded = receiving.send(None)
+            except StopIteration as stop:
+                self._receiving = None
+                if stop.value["type"] == "http.disconnect":
+                    self._subscriber.close("disconnected")
+                    return
+                continue  # request body (a GET has none worth reading): read on
+            except Exception:
+                # Whatever broke the server's receive, disconnects can no longer be seen:
+                # end the stream (the client reconnects) rather than hold it blind.
+                self._receiving = None
+                log.debug("receive() failed on a stream", exc_info=True)
+                self._subscriber.close("disconnected")
+                return
+            if getattr(yielded, "_asyncio_future_blocking", None):
+                # The asyncio protocol: a coroutine suspends by yielding the future it awaits.
+                future = cast("asyncio.Future[Any]", yielded)
+                future._asyncio_future_blocking = False
+                future.add_done_callback(self._step_receive)
+                self._pending = future
+            else:
+                # A bare ``yield`` (``asyncio.sleep(0)``) asks to be resumed on the next turn.
+                self._pending = asyncio.get_running_loop().call_soon(self._step_receive, None)
+            return
 
     async def write(self, batch: list[Outgoing]) -> None:
         # One event (the usual case) needs no join; frames are shared, never copied.
@@ -285,6 +358,14 @@ class _SseWriter:
         return False
 
 
+def _drivable_by_hand(receive: Receive) -> bool:
+    """Whether ``receive`` is uvicorn's own, which :meth:`_SseWriter.watch_disconnect` can step
+    through without a task: it only waits on an ``asyncio.Event``.  Another server's (or a
+    test client's) may need a current task, so it gets one."""
+    owner = getattr(receive, "__self__", None)
+    return type(owner).__module__.startswith("uvicorn.")
+
+
 async def _watch_disconnect(receive: Receive, subscriber: Subscriber) -> None:
     while True:
         message = await receive()
@@ -304,11 +385,12 @@ class RawSendMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "http" and scope["path"] == STREAM_PATH:
             scope[RAW_SEND_KEY] = send
             scope[RAW_RECEIVE_KEY] = receive
-        await self.app(scope, receive, send)
+        # Returned, not awaited: a plain function keeps no suspended frame per held connection.
+        return self.app(scope, receive, send)
 
 
 class StreamEndpoint:
