@@ -343,7 +343,7 @@ def main() -> None:
         f"generator on the same machine (fd limit {hard}). Management latency: sequential "
         f"`GET /flags/{{key}}`, {args.samples} samples per round after {WARMUP} discarded, idle "
         "before connecting and after disconnecting (pooled; each round in brackets) and loaded; "
-        "the change is loaded against pooled idle. Propagation: {args.writes} flags created "
+        f"the change is loaded against pooled idle. Propagation: {args.writes} flags created "
         "through the API, time from sending the request to each client reading the event.\n\n"
         + table(HEADERS, rows)
     )
