@@ -85,6 +85,28 @@ _FLAG_RULE_FIELDS = frozenset({"id", "description", "conditions", "serve"})
 _SEGMENT_RULE_FIELDS = frozenset({"id", "description", "conditions"})
 
 
+def _canonical_head(rule: dict[str, Any], ids: set[str]) -> bool:
+    """A fresh, valid ``id`` and a ``conditions`` list within the limit."""
+    rule_id = rule.get("id")
+    conditions = rule.get("conditions")
+    return (
+        rule_id.__class__ is str
+        and 0 < len(rule_id) <= MAX_ID_LEN
+        and rule_id not in ids
+        and conditions.__class__ is list
+        and len(conditions) <= MAX_CONDITIONS
+    )
+
+
+def _fixed_serve(rule: dict[str, Any], variants: Mapping[str, Any]) -> str | None:
+    """The variant of a canonical ``{"variant": ...}`` serve naming a known variant."""
+    serve = rule.get("serve")
+    if serve.__class__ is not dict or len(serve) != 1:
+        return None
+    variant = serve.get("variant")
+    return variant if variant.__class__ is str and variant in variants else None
+
+
 def fast_rule(
     rule: Any, variants: Mapping[str, Any] | None, ids: set[str], share: bool
 ) -> dict[str, Any] | None:
@@ -93,35 +115,21 @@ def fast_rule(
     The full path below gives the same result for these and is the one that reports errors.
     ``share``: the canonical input itself is returned instead of a copy.
     """
-    if rule.__class__ is not dict or "description" in rule:
+    if rule.__class__ is not dict or "description" in rule or not _canonical_head(rule, ids):
         return None
-    rule_id = rule.get("id")
-    conditions = rule.get("conditions")
-    if (
-        rule_id.__class__ is not str
-        or not 0 < len(rule_id) <= MAX_ID_LEN
-        or rule_id in ids
-        or conditions.__class__ is not list
-        or len(conditions) > MAX_CONDITIONS
-    ):
+    if len(rule) != (2 if variants is None else 3):
         return None
-    if variants is None:
-        if len(rule) != 2:
-            return None
-        checked = fast_conditions(conditions, share=share)
-        if checked is None:
-            return None
-        return rule if share else {"id": rule_id, "conditions": checked}
-    serve = rule.get("serve")
-    if len(rule) != 3 or serve.__class__ is not dict or len(serve) != 1:
+    variant = None if variants is None else _fixed_serve(rule, variants)
+    if variants is not None and variant is None:
         return None
-    variant = serve.get("variant")
-    if variant.__class__ is not str or variant not in variants:
-        return None
-    checked = fast_conditions(conditions, share=share)
+    checked = fast_conditions(rule["conditions"], share=share)
     if checked is None:
         return None
-    return rule if share else {"id": rule_id, "conditions": checked, "serve": {"variant": variant}}
+    if share:
+        return rule
+    if variant is None:
+        return {"id": rule["id"], "conditions": checked}
+    return {"id": rule["id"], "conditions": checked, "serve": {"variant": variant}}
 
 
 def shared_rules(rules: list[Any], variants: Mapping[str, Any] | None) -> list[Any] | None:
@@ -136,27 +144,12 @@ def shared_rules(rules: list[Any], variants: Mapping[str, Any] | None) -> list[A
     ids: set[str] = set()
     conditions: list[Any] = []
     for rule in rules:
-        if rule.__class__ is not dict or len(rule) != size:
+        if rule.__class__ is not dict or len(rule) != size or not _canonical_head(rule, ids):
             return None
-        rule_id = rule.get("id")
-        rule_conditions = rule.get("conditions")
-        if (
-            rule_id.__class__ is not str
-            or not 0 < len(rule_id) <= MAX_ID_LEN
-            or rule_id in ids
-            or rule_conditions.__class__ is not list
-            or len(rule_conditions) > MAX_CONDITIONS
-        ):
+        if variants is not None and _fixed_serve(rule, variants) is None:
             return None
-        ids.add(rule_id)
-        if variants is not None:
-            serve = rule.get("serve")
-            if serve.__class__ is not dict or len(serve) != 1:
-                return None
-            variant = serve.get("variant")
-            if variant.__class__ is not str or variant not in variants:
-                return None
-        conditions += rule_conditions
+        ids.add(rule["id"])
+        conditions += rule["conditions"]
     if fast_conditions(conditions, share=True) is None:
         return None
     return rules
