@@ -89,3 +89,32 @@ def test_python_allocated_blocks_follow_the_interpreter() -> None:
     del held
     assert during - before > 100_000
     assert blocks() < during - 100_000
+
+
+def test_sqlite_memory_gauge_counts_sqlites_own_allocations(tmp_path: Path) -> None:
+    import sqlite3
+
+    from prometheus_client import generate_latest
+
+    from flagstaff.server.metrics import Metrics
+
+    metrics = Metrics()
+
+    def sqlite_bytes() -> float:
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+            if family.name == "flagstaff_sqlite_memory_bytes":
+                return float(family.samples[0].value)
+        raise AssertionError("no flagstaff_sqlite_memory_bytes series")
+
+    before = sqlite_bytes()
+    conn = sqlite3.connect(tmp_path / "big.db")
+    try:
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 10_000)  # ~5 MB of pages
+        conn.commit()
+        assert sum(1 for _ in conn.execute("SELECT v FROM t")) == 10_000
+        # The connection's page cache (2 MiB by default) is now full.
+        assert sqlite_bytes() - before > 1_000_000
+    finally:
+        conn.close()
+    assert sqlite_bytes() - before < 500_000  # released with the connection

@@ -26,6 +26,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.errors import Unauthorized
+from flagstaff.store.db import sqlite_memory_used
 
 router = APIRouter(tags=["metrics"])
 
@@ -83,6 +84,13 @@ class Metrics:
             registry=self.registry,
         )
         self.python_blocks.set_function(sys.getallocatedblocks)
+        if sqlite_memory_used() is not None:
+            self.sqlite_memory = Gauge(
+                "flagstaff_sqlite_memory_bytes",
+                "Memory SQLite has allocated in this process (page caches included).",
+                registry=self.registry,
+            )
+            self.sqlite_memory.set_function(lambda: float(sqlite_memory_used() or 0))
         # Labelled children, looked up once: ``labels()`` takes a lock and builds a key on every
         # call, which the fan-out would otherwise pay per connection and per event.
         self._clients: dict[str, Gauge] = {}

@@ -15,6 +15,8 @@ Driver exceptions never leave this module: integrity errors become
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import threading
 import weakref
 from collections.abc import Iterator
@@ -85,6 +87,27 @@ def create_db_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+@functools.cache
+def _sqlite_memory_function() -> Any:
+    import _sqlite3
+
+    try:
+        function = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    except (OSError, AttributeError):  # a static build that does not export it
+        return None
+    function.restype = ctypes.c_int64
+    function.argtypes = []
+    return function
+
+
+def sqlite_memory_used() -> int | None:
+    """Bytes SQLite has allocated in this process (page caches, statements, schema), or ``None``
+    where the ``sqlite3`` module's library does not export ``sqlite3_memory_used``.  Part of the
+    server's RSS that no Python-level measure sees."""
+    function = _sqlite_memory_function()
+    return None if function is None else int(function())
 
 
 def is_postgres(engine: sa.Engine | sa.Connection) -> bool:
