@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flagstaff.server.metrics import Metrics
 from tests.server.test_stream_harness import Api, ServerProcess, bearer, running_server, sse
 
 
@@ -21,6 +23,14 @@ def scrape(server: ServerProcess, headers: dict[str, str] | None = None) -> dict
             labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}"] = sample.value
     return samples
+
+
+def gauge(metrics: Metrics, name: str) -> float:
+    """The value of an unlabelled gauge in an in-process :class:`Metrics` registry."""
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
+        if family.name == name:
+            return float(family.samples[0].value)
+    raise AssertionError(f"no {name} series")
 
 
 def test_metrics_count_clients_events_and_request_latency_by_route(tmp_path: Path) -> None:
@@ -71,17 +81,10 @@ def test_metrics_token_protects_the_endpoint_when_set(tmp_path: Path) -> None:
 
 
 def test_python_allocated_blocks_follow_the_interpreter() -> None:
-    from prometheus_client import generate_latest
-
-    from flagstaff.server.metrics import Metrics
-
     metrics = Metrics()
 
     def blocks() -> float:
-        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-            if family.name == "flagstaff_python_allocated_blocks":
-                return float(family.samples[0].value)
-        raise AssertionError("no flagstaff_python_allocated_blocks series")
+        return gauge(metrics, "flagstaff_python_allocated_blocks")
 
     before = blocks()
     held = [[i] for i in range(100_000)]  # 100,000 lists plus their ints: more live blocks
@@ -94,17 +97,10 @@ def test_python_allocated_blocks_follow_the_interpreter() -> None:
 def test_sqlite_memory_gauge_counts_sqlites_own_allocations(tmp_path: Path) -> None:
     import sqlite3
 
-    from prometheus_client import generate_latest
-
-    from flagstaff.server.metrics import Metrics
-
     metrics = Metrics()
 
     def sqlite_bytes() -> float:
-        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
-            if family.name == "flagstaff_sqlite_memory_bytes":
-                return float(family.samples[0].value)
-        raise AssertionError("no flagstaff_sqlite_memory_bytes series")
+        return gauge(metrics, "flagstaff_sqlite_memory_bytes")
 
     before = sqlite_bytes()
     conn = sqlite3.connect(tmp_path / "big.db")
