@@ -46,9 +46,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A memory line of ``/proc/<pid>/status`` in MiB (``RssAnon``: malloc'd memory,
+    ``RssFile``: mapped files, ``RssShmem``: shared memory such as SQLite's WAL index)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -75,11 +77,13 @@ class Sample:
     fds: int
     blocks: int
     sqlite_mib: float | None
+    anon_file_shmem: tuple[float, float, float]
 
 
 async def sample(api: httpx.AsyncClient, pid: int, started: float) -> Sample:
     blocks, sqlite_mib = await memory_gauges(api)
-    return Sample(time.monotonic() - started, rss_mib(pid), open_fds(pid), blocks, sqlite_mib)
+    parts = (rss_mib(pid, "RssAnon"), rss_mib(pid, "RssFile"), rss_mib(pid, "RssShmem"))
+    return Sample(time.monotonic() - started, rss_mib(pid), open_fds(pid), blocks, sqlite_mib, parts)
 
 
 def growth_pct(before: float, after: float) -> float:
@@ -240,12 +244,14 @@ async def soak(args: argparse.Namespace) -> int:
     peak_rss = max(s.rss_mib for s in samples)
     print(f"soak: {args.minutes:g} min, {args.clients} SSE clients, {writes} writes, "
           f"{evaluations} evaluations, {sum(c.events for c in clients)} events delivered")
-    print("| t (s) | server RSS (MiB) | of which SQLite (MiB) | Python blocks | open fds |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| t (s) | server RSS (MiB) | anon / file / shmem | of which SQLite (MiB) | Python blocks "
+          "| open fds |")
+    print("|---:|---:|---:|---:|---:|---:|")
     step = max(1, len(samples) // 12)
     for s in samples[::step] + ([last] if (len(samples) - 1) % step else []):
         sqlite = "-" if s.sqlite_mib is None else f"{s.sqlite_mib:.1f}"
-        print(f"| {s.t:.0f} | {s.rss_mib:.1f} | {sqlite} | {s.blocks:,} | {s.fds} |")
+        parts = " / ".join(f"{p:.1f}" for p in s.anon_file_shmem)
+        print(f"| {s.t:.0f} | {s.rss_mib:.1f} | {parts} | {sqlite} | {s.blocks:,} | {s.fds} |")
     late_rss = growth_pct(half.rss_mib, last.rss_mib)
     late_blocks = growth_pct(half.blocks, last.blocks)
     # SQLite's page caches grow with the database file up to their configured size (2 MiB per
