@@ -144,15 +144,10 @@ PARSED_BODY_KEY = "flagstaff.parsed_body"
 NOT_PARSED: Any = object()
 
 
-def check_json_body(body: bytes, limits: RequestLimits) -> FlagstaffError | None:
-    """Structural checks on a JSON body; bodies that are not JSON are left to the router."""
-    error, _ = parse_checked_body(body, limits)
-    return error
-
-
 def parse_checked_body(body: bytes, limits: RequestLimits) -> tuple[FlagstaffError | None, Any]:
-    """(error, parsed body): the parsed value is :data:`NOT_PARSED` unless it is acceptable
-    JSON within every limit."""
+    """Structural checks on a JSON body: (error, parsed body).  The parsed value is
+    :data:`NOT_PARSED` unless it is acceptable JSON within every limit; bodies that are not
+    JSON are left to the router."""
     if not body.strip():
         return None, NOT_PARSED
     try:
