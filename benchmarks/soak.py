@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/soak.py [--minutes 15] [--clients 1000] [--writes-per-second 5]
                                         [--evaluations-per-second 20] [--database-url URL]
+                                        [--prune-seconds 300] [--tracemalloc FRAMES]
 
 A fresh ``python -m flagstaff.server`` (SQLite in a temporary directory unless
 ``--database-url``) gets 20 flags and one server-side SDK key.  N raw asyncio SSE readers
@@ -17,6 +18,11 @@ allocations, which must stay under ``--sqlite-bound-mib``) or Python blocks grew
 ``--max-late-growth-pct`` over the second half of the run (warm-up is over by then; a leak
 keeps growing).  Figures are printed (copy them to
 docs/reliability.md).
+
+``--prune-seconds`` runs change-log retention more often than the server's default (it once
+left memory behind at every pass); ``--tracemalloc N`` runs the server under tracemalloc with
+N frames and prints where Python-level allocations grew over the second half, which tells a
+Python leak from memory held below Python (C libraries, the allocator).
 """
 
 from __future__ import annotations
@@ -27,17 +33,35 @@ import json
 import os
 import random
 import secrets
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 FLAGS = [f"soak-{i:02d}" for i in range(20)]
+
+# Runs the server under tracemalloc; SIGUSR1 writes a snapshot to $SOAK_SNAPSHOTS/<n>.bin
+# (renamed into place once complete).  Diagnostics only: tracing slows the server down.
+TRACED_SERVER = """
+import os, runpy, signal, sys, tracemalloc
+count = 0
+def dump(*_):
+    global count
+    count += 1
+    path = os.path.join(os.environ["SOAK_SNAPSHOTS"], f"{count}.bin")
+    tracemalloc.take_snapshot().dump(path + ".part")
+    os.replace(path + ".part", path)
+signal.signal(signal.SIGUSR1, dump)
+sys.argv[0] = "flagstaff.server"
+runpy.run_module("flagstaff.server", run_name="__main__", alter_sys=True)
+"""
 
 
 def free_port() -> int:
@@ -84,6 +108,36 @@ async def sample(api: httpx.AsyncClient, pid: int, started: float) -> Sample:
     blocks, sqlite_mib = await memory_gauges(api)
     parts = (rss_mib(pid, "RssAnon"), rss_mib(pid, "RssFile"), rss_mib(pid, "RssShmem"))
     return Sample(time.monotonic() - started, rss_mib(pid), open_fds(pid), blocks, sqlite_mib, parts)
+
+
+class Snapshots:
+    """Tracemalloc snapshots of the server, taken on request (``--tracemalloc``)."""
+
+    def __init__(self, directory: Path, server: subprocess.Popen[bytes]) -> None:
+        self.directory, self.server = directory, server
+        self.taken: list[Path] = []
+
+    async def take(self) -> None:
+        path = self.directory / f"{len(self.taken) + 1}.bin"
+        self.server.send_signal(signal.SIGUSR1)
+        while not path.exists():
+            await asyncio.sleep(0.2)
+        self.taken.append(path)
+
+    def report(self, top: int = 12) -> None:
+        """Where Python-level allocations grew between the middle and the last snapshot."""
+        if len(self.taken) < 2:
+            return
+        before, after = (tracemalloc.Snapshot.load(str(p)) for p in self.taken[-2:])
+        stats = after.compare_to(before, "traceback")
+        grown = sum(s.size_diff for s in stats)
+        traced = sum(t.size for t in after.traces) / 2**20
+        print(f"tracemalloc, second half: {grown / 2**10:+.0f} KiB in all "
+              f"({traced:.1f} MiB traced); largest growth:")
+        for stat in stats[:top]:
+            print(f"  {stat.size_diff / 2**10:+8.1f} KiB {stat.count_diff:+6d} blocks")
+            for line in stat.traceback.format(limit=6, most_recent_first=True):
+                print("     ", line)
 
 
 def growth_pct(before: float, after: float) -> float:
@@ -154,13 +208,19 @@ async def soak(args: argparse.Namespace) -> int:
     admin = "fsm_" + secrets.token_urlsafe(32)
     tmp = Path(tempfile.mkdtemp(prefix="rel_soak_"))
     env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": admin, "FLAGSTAFF_DEMO": "false",
-           "FLAGSTAFF_LOG_LEVEL": "WARNING", "FLAGSTAFF_MAX_STREAMS_PER_KEY": str(args.clients + 10)}
+           "FLAGSTAFF_LOG_LEVEL": "WARNING", "FLAGSTAFF_MAX_STREAMS_PER_KEY": str(args.clients + 10),
+           "FLAGSTAFF_STREAM_PRUNE_INTERVAL_SECONDS": str(args.prune_seconds)}
     url = args.database_url or f"sqlite:///{tmp / 'soak.db'}"
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    command = [sys.executable, "-m", "flagstaff.server"]
+    if args.tracemalloc:
+        command = [sys.executable, "-X", f"tracemalloc={args.tracemalloc}", "-c", TRACED_SERVER]
+        env["SOAK_SNAPSHOTS"] = str(tmp)
     server = subprocess.Popen(
-        [sys.executable, "-m", "flagstaff.server", "--port", str(port), "--database-url", url],
+        [*command, "--port", str(port), "--database-url", url],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    snapshots = Snapshots(tmp, server)
     errors: list[str] = []
     samples: list[Sample] = []
     writes = evaluations = 0
@@ -168,7 +228,10 @@ async def soak(args: argparse.Namespace) -> int:
         base = f"http://127.0.0.1:{port}"
         h = {"Authorization": f"Bearer {admin}"}
         async with httpx.AsyncClient(base_url=base, timeout=30) as api:
-            for _ in range(200):
+            # Up to a minute: a traced server starts several times slower.
+            for _ in range(600):
+                if server.poll() is not None:
+                    sys.exit(f"the server exited with {server.returncode}; see {tmp / 'server.log'}")
                 try:
                     if (await api.get("/ready")).status_code == 200:
                         break
@@ -200,6 +263,10 @@ async def soak(args: argparse.Namespace) -> int:
                 if now >= next_sample:
                     samples.append(await sample(api, server.pid, started))
                     next_sample += args.sample_seconds
+                    # After warm-up, at the middle, and (below) at the end.
+                    middle = now - started >= (end - started) / 2
+                    if args.tracemalloc and len(snapshots.taken) < 1 + middle and len(samples) >= 3:
+                        await snapshots.take()
                 if now >= next_write:
                     key = random.choice(FLAGS)
                     r = await api.patch(f"/flags/{key}/environments/production", headers=h,
@@ -218,6 +285,8 @@ async def soak(args: argparse.Namespace) -> int:
                     next_eval += eval_gap
                 await asyncio.sleep(max(0.0, min(next_write, next_eval, next_sample) - time.monotonic()))
             samples.append(await sample(api, server.pid, started))
+            if args.tracemalloc:
+                await snapshots.take()
 
             snapshot = (await api.get("/sdk/flags", headers={"Authorization": f"Bearer {sdk}"})).json()
             expected = {k: int(f["version"]) for k, f in snapshot["flags"].items()}
@@ -275,6 +344,7 @@ async def soak(args: argparse.Namespace) -> int:
             or sqlite_peak > args.sqlite_bound_mib)
     if grew:
         print("   memory or file descriptors were not flat")
+    snapshots.report()
     for line in (errors + [str(b) for b in broken])[:10]:
         print("  ", line)
     return 1 if differing or broken or errors or grew else 0
@@ -288,6 +358,11 @@ def main() -> None:
     parser.add_argument("--evaluations-per-second", type=float, default=20.0)
     parser.add_argument("--sample-seconds", type=float, default=10.0)
     parser.add_argument("--database-url")
+    parser.add_argument("--prune-seconds", type=float, default=300.0,
+                        help="how often the server applies change-log retention")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                        help="trace the server's Python allocations (slows it) and print where "
+                             "they grew over the second half")
     parser.add_argument("--max-late-growth-pct", type=float, default=1.0,
                         help="allowed growth of RSS and of Python blocks over the second half")
     parser.add_argument("--sqlite-bound-mib", type=float, default=32.0,
