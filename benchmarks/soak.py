@@ -152,6 +152,7 @@ class Client:
     last_id: int = 0
     events: int = 0
     broken: str | None = None
+    reconnects: int = 0
     buffer: bytes = b""
 
     def feed(self, data: bytes) -> None:
@@ -184,23 +185,33 @@ class Client:
 
 
 async def follow(client: Client, port: int, key: str, stop: asyncio.Event) -> None:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET /stream HTTP/1.0\r\nHost: soak\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
-        await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
-            client.broken = head.split(b"\r\n", 1)[0].decode()
-            return
-        while not stop.is_set():
-            data = await reader.read(65536)
-            if not data:
-                client.broken = "closed by server"
+    """Follow ``/stream`` as an SDK does: when the server ends the stream (connections have a
+    maximum age of 30 to 60 minutes), reconnect with ``Last-Event-ID``.  An error status, a
+    reset or an unreadable event is a broken stream."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            resume = f"Last-Event-ID: {client.last_id}\r\n" if client.last_id else ""
+            writer.write(f"GET /stream HTTP/1.0\r\nHost: soak\r\nAuthorization: Bearer {key}\r\n"
+                         f"{resume}\r\n".encode())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
+                client.broken = head.split(b"\r\n", 1)[0].decode()
                 return
-            client.feed(data)
-        writer.close()
-    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-        client.broken = repr(exc)
+            client.buffer = b""  # an event cut off by the close is sent again after last_id
+            while not stop.is_set():
+                data = await reader.read(65536)
+                if not data:
+                    break
+                client.feed(data)
+            writer.close()
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            client.broken = repr(exc)
+            return
+        if not stop.is_set():
+            client.reconnects += 1
+            await asyncio.sleep(random.uniform(0.1, 1.0))
 
 
 async def soak(args: argparse.Namespace) -> int:
@@ -337,7 +348,8 @@ async def soak(args: argparse.Namespace) -> int:
           f"Python blocks {late_blocks:+.2f} % (limit {args.max_late_growth_pct:g} %); "
           f"SQLite peak {sqlite_peak:.1f} MiB (bound {args.sqlite_bound_mib:g} MiB)")
     print(f"final state: {len(clients) - len(differing)}/{len(clients)} clients equal the server "
-          f"snapshot (version {snapshot['version']}); broken streams: {len(broken)}; "
+          f"snapshot (version {snapshot['version']}); streams ended by the server and resumed: "
+          f"{sum(c.reconnects for c in clients)}; broken streams: {len(broken)}; "
           f"error responses: {len(errors)}")
     # A pooled database connection opened late is a file or two; a leak is one per something.
     grew = (max(late_rss, late_blocks) > args.max_late_growth_pct or last.fds > half.fds + 2
