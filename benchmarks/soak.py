@@ -70,13 +70,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mib(pid: int, field: str = "VmRSS") -> float:
-    """A memory line of ``/proc/<pid>/status`` in MiB (``RssAnon``: malloc'd memory,
-    ``RssFile``: mapped files, ``RssShmem``: shared memory such as SQLite's WAL index)."""
+def memory_mib(pid: int) -> dict[str, float]:
+    """The kB lines of one read of ``/proc/<pid>/status``, in MiB (``VmRSS``; ``RssAnon``:
+    malloc'd memory, ``RssFile``: mapped files, ``RssShmem``: shared memory such as SQLite's
+    WAL index), so the parts of a sample add up to its total."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        name, _, value = line.partition(":")
+        if value.endswith(" kB"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
 
 
 def open_fds(pid: int) -> int:
@@ -106,8 +109,9 @@ class Sample:
 
 async def sample(api: httpx.AsyncClient, pid: int, started: float) -> Sample:
     blocks, sqlite_mib = await memory_gauges(api)
-    parts = (rss_mib(pid, "RssAnon"), rss_mib(pid, "RssFile"), rss_mib(pid, "RssShmem"))
-    return Sample(time.monotonic() - started, rss_mib(pid), open_fds(pid), blocks, sqlite_mib, parts)
+    memory = memory_mib(pid)
+    parts = (memory["RssAnon"], memory["RssFile"], memory["RssShmem"])
+    return Sample(time.monotonic() - started, memory["VmRSS"], open_fds(pid), blocks, sqlite_mib, parts)
 
 
 class Snapshots:
