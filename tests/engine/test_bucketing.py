@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from flagstaff.engine import Snapshot, compile_snapshot
+from flagstaff.engine import ErrorCode, Reason, Snapshot, compile_snapshot
 from flagstaff.engine.bucketing import bucket, hash32, murmur3_32
 from tests.builders import flag, snapshot
 
@@ -87,14 +87,30 @@ def test_buckets_are_uniform_chi_square() -> None:
     assert result.pvalue > 0.001
 
 
-def test_missing_bucketing_value_gets_off_variant() -> None:
+def test_unusable_bucketing_value_gets_off_variant() -> None:
     f = flag("split").env("production", lambda e: e.on().fallthrough_rollout(true=100, false=0))
     snap = compile_snapshot(snapshot([f]))
     assert snap.evaluate("split", {"key": "u"}).variant == "true"
-    for ctx in ({}, {"key": None}, {"key": 1.5}, {"key": ["a"]}, {"key": True}):
+    for ctx in ({"key": 1.5}, {"key": ["a"]}, {"key": True}):
         detail = snap.evaluate("split", ctx)
         assert detail.variant == "false", ctx
         assert detail.reason.value == "SPLIT"
+
+
+def test_split_by_absent_targeting_key_is_targeting_key_missing() -> None:
+    f = flag("split").env("production", lambda e: e.on().fallthrough_rollout(true=100, false=0))
+    other = flag("by-org").env(
+        "production", lambda e: e.on().fallthrough_rollout(true=100, false=0, bucket_by="org.id")
+    )
+    snap = compile_snapshot(snapshot([f, other]))
+    for ctx in ({}, {"key": None}, {"targetingKey": None, "country": "DE"}):
+        detail = snap.evaluate("split", ctx, "fallback")
+        assert (detail.value, detail.variant, detail.reason) == ("fallback", None, Reason.ERROR), ctx
+        assert detail.error_code is ErrorCode.TARGETING_KEY_MISSING
+    # A split by another attribute does not need the targeting key: a missing attribute there
+    # is no bucketing value, which serves the off variant.
+    assert snap.evaluate("by-org", {}).variant == "false"
+    assert snap.evaluate("by-org", {"org": {"id": "o1"}}).variant == "true"
 
 
 def test_integer_bucketing_value_hashes_as_decimal() -> None:

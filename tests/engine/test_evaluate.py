@@ -203,6 +203,7 @@ def test_openfeature_mapping() -> None:
     assert {r.openfeature for r in Reason} <= {r.value for r in OFReason}
     assert {c.openfeature for c in ErrorCode} <= {c.value for c in OFErrorCode}
     assert {c.openfeature for c in ErrorCode} == {
-        "FLAG_NOT_FOUND", "TYPE_MISMATCH", "PARSE_ERROR", "GENERAL", "PROVIDER_NOT_READY"}
+        "FLAG_NOT_FOUND", "TYPE_MISMATCH", "PARSE_ERROR", "GENERAL", "PROVIDER_NOT_READY",
+        "TARGETING_KEY_MISSING"}
     assert FlagType.JSON.openfeature == "OBJECT" and FlagType.NUMBER.openfeature == "FLOAT"
     assert isinstance(EvaluationDetail(1, "a", Reason.SPLIT), EvaluationDetail)

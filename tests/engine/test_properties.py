@@ -16,11 +16,17 @@ json_values = st.recursive(
     max_leaves=8,
 )
 attributes = st.sampled_from(["key", "country", "age", "tenant.id", "tags", "version", "at", "x.y.z"])
-operand = st.sampled_from(["DE", "user-1", "2.3.1", "2024-01-01T00:00:00Z", "^u", 5, 37.5, True, "beta"])
+operand = st.sampled_from([
+    "DE", "user-1", "2.3.1", "2024-01-01T00:00:00Z", "^u", 5, 37.5, True, "beta", "10.0.0.0/8",
+    "::ffff:10.0.0.1", "^1.2", "~0.2 || >=3", "v2", "2024-01-01T00:00:00Z/2025-01-01T00:00:00Z",
+    "2024-03-31T02:30:00",
+])
 
 conditions = st.fixed_dictionaries(
     {"attribute": attributes, "operator": st.sampled_from(sorted(OPERATORS)),
-     "values": st.lists(operand | json_values, max_size=3), "negate": st.booleans()}
+     "values": st.lists(operand | json_values, max_size=3), "negate": st.booleans()},
+    optional={"ignore_case": st.booleans() | json_scalars, "lenient": st.booleans(),
+              "timezone": st.sampled_from(["Europe/Berlin", "UTC", "Nowhere/Else"])},
 )
 serves = st.one_of(
     st.fixed_dictionaries({"variant": st.sampled_from(["true", "false", "maybe"])}),
@@ -45,7 +51,7 @@ flags = st.fixed_dictionaries({
 })
 contexts = st.dictionaries(
     st.sampled_from(["key", "targeting_key", "country", "age", "tenant", "tags", "version", "at"]),
-    json_values, max_size=6,
+    json_values | operand, max_size=6,
 )
 
 
@@ -59,7 +65,7 @@ def _resolved(definition: dict[str, Any]) -> dict[str, Any]:
 @given(st.lists(flags, max_size=3), contexts, st.sampled_from(["f0", "f1", "f2", "zz"]))
 def test_evaluate_never_raises(defs: list[dict[str, Any]], context: dict[str, Any], key: str) -> None:
     snap = compile_snapshot({"environment": "production", "version": 1,
-                             "flags": {d["key"]: _resolved(d) for d in defs}})
+                             "flags": {d["key"]: _resolved(d) for d in defs}}, clock=lambda: 1.7e9)
     detail = snap.evaluate(key, context, "default")
     assert isinstance(detail, EvaluationDetail)
     assert detail.error_code is not None or detail.variant is not None

@@ -35,3 +35,18 @@ def test_importing_the_engine_loads_no_other_layer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_engine_never_reads_a_clock_itself() -> None:
+    # The evaluation time comes from the clock given to compile_snapshot (time.time by
+    # default), so tests control it; no engine code may call a clock directly.
+    clocks = {("time", "time"), ("time", "monotonic"), ("time", "time_ns"), ("datetime", "now"),
+              ("datetime", "utcnow"), ("date", "today"), ("datetime", "today")}
+    offenders = []
+    for path in ENGINE_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)
+                    and (node.func.value.id, node.func.attr) in clocks):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

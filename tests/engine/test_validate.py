@@ -61,10 +61,21 @@ def test_normalises_boolean_variants_value_and_rule_ids() -> None:
         ({"key": "f", "type": "boolean", "tags": ["ok", "-bad"]}, "tags[1]"),
         ({"key": "f", "type": "boolean", "name": ""}, "name"),
         ({"key": "f", "type": "boolean", "environments": {"Prod!": {}}}, "environments.Prod!"),
+        ({"key": "f", "type": "boolean", "client_side": "yes"}, "client_side"),
     ],
 )
 def test_top_level_errors_name_the_field(definition: dict[str, Any], path: str) -> None:
     assert _error(definition).path == path
+
+
+def test_client_side_defaults_off_and_reaches_the_resolved_flag() -> None:
+    from flagstaff.engine import resolve_flag
+
+    assert validate_flag({"key": "f", "type": "boolean"})["client_side"] is False
+    shared = validate_flag({"key": "f", "type": "boolean", "client_side": True})
+    assert shared["client_side"] is True
+    assert resolve_flag(shared, "production")["client_side"] is True
+    assert resolve_flag({"key": "old", "type": "boolean"}, "production")["client_side"] is False
 
 
 def test_rule_condition_errors_have_exact_paths() -> None:
@@ -83,13 +94,14 @@ def test_rule_condition_errors_have_exact_paths() -> None:
         (cond("email", "regex", "a" * 1001), "values[0]", "1000"),
         (cond("version", "semver_gt", "1.2"), "values[0]", "SemVer"),
         (cond("version", "semver_eq", "v1.2.3"), "values[0]", "SemVer"),
-        (cond("at", "before", "yesterday"), "values[0]", "ISO-8601"),
+        (cond("at", "before", "yesterday"), "values[0]", "RFC 3339"),
+            (cond("at", "before", "2017-12-06X00:00:00.000-07:00"), "values[0]", "RFC 3339"),
         (cond("age", "gt", "37"), "values[0]", "number"),
         (cond("age", "gt", True), "values[0]", "number"),
         (cond("name", "contains", 3), "values[0]", "string"),
         (cond("name", "equals", [1]), "values[0]", "strings, numbers or booleans"),
         (cond("name", "equals", "x" * 1025), "values[0]", "1024"),
-        (cond("name", "in"), "values", "at least one"),
+        (cond("name", "contains"), "values", "at least one"),
         (cond("name", "exists", "x"), "values", "no values"),
         (cond("n" * 257, "equals", "x"), "attribute", "256"),
         (cond("a..b", "equals", "x"), "attribute", "empty"),

@@ -19,6 +19,7 @@ import mmh3
 from flagstaff.engine.bucketing import BUCKETS, bucket_value, range_ends
 from flagstaff.engine.indexing import Outcome, group_membership_rules, one_group_flag
 from flagstaff.engine.operators import (
+    Clock,
     Context,
     Match,
     SegmentLookup,
@@ -42,6 +43,12 @@ class PrerequisiteDepthExceeded(Exception):
     """Prerequisites nest deeper than MAX_PREREQUISITE_DEPTH (only a corrupted store does this)."""
 
 
+class TargetingKeyMissing(Exception):
+    """A split by the targeting key met a context without one: OpenFeature's
+    ``TARGETING_KEY_MISSING``.  Raised rather than returned so the hot path pays nothing;
+    :meth:`Snapshot.evaluate` turns it into the caller's default."""
+
+
 def _all(conditions: list[Match]) -> Match:
     if not conditions:
         return lambda ctx: True
@@ -62,15 +69,15 @@ def _all(conditions: list[Match]) -> Match:
     return match_all
 
 
-def compile_rule_match(rule: Mapping[str, Any], segments: SegmentLookup) -> Match:
-    return _all([compile_condition(c, segments) for c in rule["conditions"]])
+def compile_rule_match(rule: Mapping[str, Any], segments: SegmentLookup, clock: Clock) -> Match:
+    return _all([compile_condition(c, segments, clock) for c in rule["conditions"]])
 
 
-def compile_segment(segment: Mapping[str, Any], segments: SegmentLookup) -> Match:
+def compile_segment(segment: Mapping[str, Any], segments: SegmentLookup, clock: Clock) -> Match:
     """``in_segment(context)``: excluded -> no, included -> yes, else any rule matches."""
     excluded = frozenset(segment["excluded"])
     included = frozenset(segment["included"])
-    rules = tuple(compile_rule_match(r, segments) for r in segment["rules"])
+    rules = tuple(compile_rule_match(r, segments, clock) for r in segment["rules"])
 
     def in_segment(ctx: Context) -> bool:
         tk = targeting_key(ctx)
@@ -115,6 +122,8 @@ def _split(
                 value = ctx.get("targetingKey")
                 if value is None:
                     value = ctx.get("key")
+                    if value is None:
+                        raise TargetingKeyMissing
             if value.__class__ is not str:
                 value = bucket_value(value)
                 if value is None:
@@ -122,6 +131,19 @@ def _split(
             return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
 
         return split_by_key
+
+    if isinstance(bucket_by, list):
+        getters = tuple(make_getter(path) for path in bucket_by)
+
+        def split_by_first(ctx: Context) -> EvaluationDetail:
+            # The first path with a usable value (a string or an integer) buckets the context.
+            for get in getters:
+                value = bucket_value(get(ctx))
+                if value is not None:
+                    return details[bisect_right(ends, (_hash(prefix + value, 0, False) * BUCKETS) >> 32)]
+            return off_detail
+
+        return split_by_first
 
     get = make_getter(bucket_by)
 
@@ -169,6 +191,15 @@ def _experiment(
     return experiment
 
 
+def _accepted(prerequisite: Mapping[str, Any]) -> frozenset[str] | None:
+    """The variants that satisfy a prerequisite; ``None`` means "the parent must be off"."""
+    if prerequisite.get("off"):
+        return None
+    if "variants" in prerequisite:
+        return frozenset(prerequisite["variants"])
+    return frozenset((prerequisite["variant"],))
+
+
 def _constant(detail: EvaluationDetail) -> Serve:
     return lambda ctx: detail
 
@@ -176,8 +207,10 @@ def _constant(detail: EvaluationDetail) -> Serve:
 _FLAG_TYPES = {t.value: t for t in FlagType}
 
 
-def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[FlagType, FlagFn]:
-    """Compile a validated resolved flag (contract §3)."""
+def compile_flag(
+    flag: Mapping[str, Any], segments: SegmentLookup, clock: Clock
+) -> tuple[FlagType, FlagFn]:
+    """Compile a validated resolved flag (contract §3); ``clock`` serves the ``now_*`` operators."""
     key: str = flag["key"]
     version: int = flag.get("version", 1)
     variants: Mapping[str, Any] = flag["variants"]
@@ -197,7 +230,7 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         )
 
     prerequisites = tuple(
-        (p["flag"], p["variant"], static_detail(
+        (p["flag"], _accepted(p), static_detail(
             variants[off], off, Reason.PREREQUISITE_FAILED, None, None, p["flag"], key, version
         ))
         for p in flag["prerequisites"]
@@ -249,7 +282,7 @@ def compile_flag(flag: Mapping[str, Any], segments: SegmentLookup) -> tuple[Flag
         if whole is not None:
             return flag_type, whole
     rules = group_membership_rules(
-        raw_rules, outcomes, lambda rule: compile_rule_match(rule, segments)
+        raw_rules, outcomes, lambda rule: compile_rule_match(rule, segments, clock)
     ) if raw_rules else ()
     if not prerequisites and not targets and not rules:
         if static is not None:
@@ -310,7 +343,7 @@ def _evaluator_no_prerequisites(
 
 
 def _evaluator(
-    prerequisites: tuple[tuple[str, str, EvaluationDetail], ...],
+    prerequisites: tuple[tuple[str, frozenset[str] | None, EvaluationDetail], ...],
     targets: dict[str, EvaluationDetail],
     rules: tuple[tuple[Match, Serve], ...],
     fallthrough: Serve,
@@ -319,13 +352,16 @@ def _evaluator(
         if prerequisites:
             if depth >= MAX_PREREQUISITE_DEPTH:
                 raise PrerequisiteDepthExceeded
-            for pre_key, pre_variant, failed in prerequisites:
+            for pre_key, accepted, failed in prerequisites:
                 entry = table.get(pre_key)
                 if entry is None:
                     return failed
                 got = entry[1](ctx, depth + 1, table)
+                if accepted is None:  # the parent must be off
+                    if got.reason is not Reason.DISABLED:
+                        return failed
                 # An off prerequisite fails even when its off variant is the one required.
-                if got.variant != pre_variant or got.reason is Reason.DISABLED:
+                elif got.variant not in accepted or got.reason is Reason.DISABLED:
                     return failed
         if targets:
             # targeting_key() inlined: this is the W3 hot path.

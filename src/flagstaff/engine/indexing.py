@@ -61,7 +61,7 @@ def _membership_attribute(rule: Mapping[str, Any]) -> str | None:
     if len(conditions) != 1:
         return None
     c = conditions[0]
-    if c["operator"] not in _MEMBERSHIP or c.get("negate"):
+    if c["operator"] not in _MEMBERSHIP or c.get("negate") or c.get("ignore_case"):
         return None
     for value in c["values"]:
         if not isinstance(value, str):
@@ -162,7 +162,10 @@ def one_group_flag(
         if len(conditions) != 1:
             return None
         c = conditions[0]
-        if c.get("attribute") != attribute or c["operator"] not in _MEMBERSHIP or c.get("negate"):
+        if (
+            c.get("attribute") != attribute or c["operator"] not in _MEMBERSHIP or c.get("negate")
+            or c.get("ignore_case")
+        ):
             return None
         for value in c["values"]:
             if not isinstance(value, str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flagstaff.engine.checks import BOOLEAN_VARIANTS
+
 
 def _condition_segments(rules: Iterable[Mapping[str, Any]]) -> set[str]:
     found: set[str] = set()
@@ -74,17 +76,31 @@ def find_cycle(graph: Mapping[str, Iterable[str]], start: str) -> list[str] | No
 
 
 def resolve_flag(definition: Mapping[str, Any], environment: str) -> dict[str, Any]:
-    """The flag as seen by one environment (contract §3); a missing environment is disabled."""
+    """The flag as seen by one environment (contract §3); a missing environment is disabled.
+
+    Accepts any definition ``validate_flag`` accepts, normalised or not: a boolean flag's
+    defaults (its two variants, ``off_variant`` "false") are filled in here because the
+    snapshot validates a resolved flag on its own, without the definition's defaults.
+    """
     env = definition.get("environments", {}).get(environment) or {}
+    flag_type = definition.get("type", "boolean")
+    variants = definition.get("variants")
+    off_variant = definition.get("off_variant")
+    if flag_type == "boolean":
+        if variants is None:
+            variants = dict(BOOLEAN_VARIANTS)
+        if off_variant is None:
+            off_variant = "false"
     resolved = {
         "key": definition["key"],
-        "type": definition.get("type", "boolean"),
+        "type": flag_type,
         "kind": definition.get("kind", "release"),
         "version": definition.get("version", 1),
         "state": definition.get("state", "active"),
-        "variants": definition.get("variants", {}),
-        "off_variant": definition.get("off_variant"),
+        "variants": {} if variants is None else variants,
+        "off_variant": off_variant,
         "salt": definition.get("salt"),
+        "client_side": definition.get("client_side", False),
         "enabled": env.get("enabled", False),
         "prerequisites": env.get("prerequisites", []),
         "targets": env.get("targets", []),

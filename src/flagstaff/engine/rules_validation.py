@@ -75,10 +75,22 @@ def validate_serve(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str
         raise DefinitionError(f"{rpath}.variations", f"weights sum to {total / 1000:g}, not 100")
     out: dict[str, Any] = {"variations": out_vars}
     if roll.get("bucket_by") is not None:
-        out["bucket_by"] = as_str(roll["bucket_by"], f"{rpath}.bucket_by", MAX_ATTRIBUTE_LEN, min_len=1)
+        out["bucket_by"] = _bucket_by(roll["bucket_by"], f"{rpath}.bucket_by")
     if roll.get("salt") is not None:
         out["salt"] = as_str(roll["salt"], f"{rpath}.salt", MAX_ID_LEN, min_len=1)
     return {"rollout": out}
+
+
+MAX_BUCKET_PATHS = 4
+
+
+def _bucket_by(raw: Any, path: str) -> str | list[str]:
+    """An attribute path, or a list of paths tried in order (the first usable value wins)."""
+    if isinstance(raw, list):
+        if not 1 <= len(raw) <= MAX_BUCKET_PATHS:
+            raise DefinitionError(path, f"a list of 1..{MAX_BUCKET_PATHS} attribute paths")
+        return [as_str(p, f"{path}[{i}]", MAX_ATTRIBUTE_LEN, min_len=1) for i, p in enumerate(raw)]
+    return as_str(raw, path, MAX_ATTRIBUTE_LEN, min_len=1)
 
 
 _FLAG_RULE_FIELDS = frozenset({"id", "description", "conditions", "serve"})

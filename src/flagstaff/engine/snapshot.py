@@ -8,22 +8,26 @@ every compiled flag except the changed one and those that depend on a changed se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flagstaff.engine.compiler import (
     FlagFn,
     PrerequisiteDepthExceeded,
+    TargetingKeyMissing,
     compile_flag,
     compile_segment,
 )
 from flagstaff.engine.errors import DefinitionError
-from flagstaff.engine.operators import Match
+from flagstaff.engine.operators import Clock, Match
 from flagstaff.engine.references import flag_references, segment_references
 from flagstaff.engine.types import ErrorCode, EvaluationDetail, FlagType, Reason
 from flagstaff.engine.validate import validate_resolved, validate_segment
 
-_FLAG_FIELDS = ("key", "type", "kind", "variants", "off_variant", "salt", "version", "state")
+_FLAG_FIELDS = (
+    "key", "type", "kind", "variants", "off_variant", "salt", "client_side", "version", "state",
+)
 _ENV_FIELDS = ("enabled", "prerequisites", "targets", "rules", "fallthrough", "experiment")
 
 
@@ -52,7 +56,8 @@ def _segment_refs(segment: Any) -> set[str]:
 
 
 def _compile_segments(
-    raw: Mapping[str, Any], todo: Iterable[str], fns: dict[str, Match], errors: dict[str, str]
+    raw: Mapping[str, Any], todo: Iterable[str], fns: dict[str, Match], errors: dict[str, str],
+    clock: Clock,
 ) -> None:
     """Compile ``todo`` (and what they need) into ``fns``; malformed or cyclic ones into ``errors``.
 
@@ -80,7 +85,7 @@ def _compile_segments(
             if bad:
                 errors[key] = f"uses malformed segment {bad[0]!r}: {errors[bad[0]]}"
             else:
-                fns[key] = compile_segment(segment, fns.get)
+                fns[key] = compile_segment(segment, fns.get, clock)
         except DefinitionError as exc:
             errors[key] = f"segment {key!r}: {exc}"
         finally:
@@ -95,7 +100,7 @@ def _compile_segments(
 
 def _compile_flag_entry(
     key: str, resolved: Any, environment: str, segment_fns: Mapping[str, Match],
-    segment_errors: Mapping[str, str],
+    segment_errors: Mapping[str, str], clock: Clock,
 ) -> tuple[tuple[FlagType, FlagFn] | None, str | None, frozenset[str]]:
     """(compiled entry, None, segment refs) or (None, parse error message, segment refs)."""
     refs: frozenset[str] = frozenset()
@@ -107,7 +112,7 @@ def _compile_flag_entry(
         for ref in sorted(refs):
             if ref in segment_errors:
                 raise DefinitionError("", f"uses malformed segment: {segment_errors[ref]}")
-        return compile_flag(flat, segment_fns.get), None, refs
+        return compile_flag(flat, segment_fns.get, clock), None, refs
     except DefinitionError as exc:
         return None, f"flag {key!r} is malformed: {exc}", refs
 
@@ -161,8 +166,8 @@ def _is_archived(resolved: Any) -> bool:
 class Snapshot:
     """One environment's flags and segments, compiled. Immutable: updates return a new one."""
 
-    __slots__ = ("_broken", "_environment", "_flag_segments", "_flags", "_segment_errors",
-                 "_segment_fns", "_segments", "_table", "_version")
+    __slots__ = ("_broken", "_clock", "_environment", "_flag_segments", "_flags",
+                 "_segment_errors", "_segment_fns", "_segments", "_table", "_version")
 
     _environment: str
     _version: int
@@ -173,16 +178,18 @@ class Snapshot:
     _table: dict[str, tuple[FlagType, FlagFn]]
     _broken: dict[str, str]
     _flag_segments: dict[str, frozenset[str]]  # only flags that name at least one segment
+    _clock: Clock
 
     @classmethod
     def _build(
         cls, environment: str, version: int, flags: _Sources, segments: dict[str, Any],
         base: Snapshot | None = None, flag_todo: Iterable[str] = (),
-        segment_todo: Iterable[str] = (),
+        segment_todo: Iterable[str] = (), clock: Clock = time.time,
     ) -> Snapshot:
         """Compile everything (``base`` None) or only the ``*_todo`` keys on top of ``base``."""
         snap = cls.__new__(cls)
         snap._environment, snap._version = environment, version
+        snap._clock = clock if base is None else base._clock
         snap._flags, snap._segments = flags, segments
         if base is None:
             snap._segment_fns, snap._segment_errors = {}, {}
@@ -212,13 +219,14 @@ class Snapshot:
             else:
                 snap._table, snap._broken = base._table, base._broken
                 snap._flag_segments = base._flag_segments
-        _compile_segments(segments, segment_todo, snap._segment_fns, snap._segment_errors)
+        _compile_segments(segments, segment_todo, snap._segment_fns, snap._segment_errors,
+                          snap._clock)
         for key in flag_todo:
             resolved = flags.get(key)
             if resolved is None or _is_archived(resolved):
                 continue
             entry, error, refs = _compile_flag_entry(
-                key, resolved, environment, snap._segment_fns, snap._segment_errors
+                key, resolved, environment, snap._segment_fns, snap._segment_errors, snap._clock
             )
             if refs:
                 snap._flag_segments[key] = refs
@@ -271,6 +279,12 @@ class Snapshot:
                     f"flag {key!r} is {entry[0].value}, not {expected_type.value}", key,
                 )
             return entry[1](context, 0, self._table)
+        except TargetingKeyMissing:
+            return _error(
+                default, ErrorCode.TARGETING_KEY_MISSING,
+                f"flag {key!r} splits traffic by the targeting key and the context has none "
+                "(targetingKey, targeting_key or key)", key,
+            )
         except PrerequisiteDepthExceeded:
             return _error(default, ErrorCode.GENERAL, f"flag {key!r}: prerequisites nested too deep "
                           "(a prerequisite cycle in corrupted data?)", key)
@@ -336,8 +350,13 @@ class Snapshot:
                                flag_todo=flag_todo, segment_todo=affected)
 
 
-def compile_snapshot(snapshot: Mapping[str, Any]) -> Snapshot:
-    """Compile a snapshot dict (contract §3). Raises DefinitionError if its envelope is malformed."""
+def compile_snapshot(snapshot: Mapping[str, Any], *, clock: Clock = time.time) -> Snapshot:
+    """Compile a snapshot dict (contract §3). Raises DefinitionError if its envelope is malformed.
+
+    ``clock`` (epoch seconds) is the evaluation time that ``now_*`` conditions compare; it is
+    read only when such a condition is reached, and kept by every snapshot derived from this
+    one.  Tests pass a fake clock to make time windows deterministic.
+    """
     if not isinstance(snapshot, Mapping):
         raise DefinitionError("", "a snapshot must be an object")
     environment = snapshot.get("environment", "default")
@@ -352,4 +371,4 @@ def compile_snapshot(snapshot: Mapping[str, Any]) -> Snapshot:
     segments = snapshot.get("segments", {})
     if not isinstance(segments, Mapping) or not all(isinstance(k, str) for k in segments):
         raise DefinitionError("segments", "must be an object keyed by segment key")
-    return Snapshot._build(environment, version, _Sources(dict(flags)), dict(segments))
+    return Snapshot._build(environment, version, _Sources(dict(flags)), dict(segments), clock=clock)

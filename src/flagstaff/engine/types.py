@@ -74,6 +74,8 @@ class ErrorCode(Enum):
     FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
     TYPE_MISMATCH = "TYPE_MISMATCH"
     PARSE_ERROR = "PARSE_ERROR"
+    # A split by the targeting key, and the context has none.
+    TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
     GENERAL = "GENERAL"
     # Never produced by the engine: the SDK's answer before its first snapshot arrived.
     PROVIDER_NOT_READY = "PROVIDER_NOT_READY"

@@ -39,7 +39,7 @@ from flagstaff.engine.values import is_number
 
 _FLAG_FIELDS = frozenset({
     "key", "name", "description", "type", "kind", "variants", "off_variant", "tags", "owner",
-    "salt", "environments", "state", "version", "created_at", "updated_at",
+    "salt", "client_side", "environments", "state", "version", "created_at", "updated_at",
 })
 _ENV_FIELDS = frozenset({"enabled", "prerequisites", "targets", "rules", "fallthrough", "experiment"})
 EXPERIMENT_STATUSES = ("draft", "running", "paused", "completed")
@@ -122,6 +122,37 @@ def _experiment(raw: Any, path: str, variants: Mapping[str, Any]) -> dict[str, A
     }
 
 
+_PREREQUISITE_FIELDS = frozenset({"flag", "variant", "variants", "off"})
+
+
+def _prerequisite(raw: Any, path: str) -> dict[str, Any]:
+    """``{flag, variant}``, ``{flag, variants: [...]}`` (any of them) or ``{flag, off: true}``."""
+    pre = as_object(raw, path, _PREREQUISITE_FIELDS)
+    out: dict[str, Any] = {"flag": as_key(pre.get("flag"), f"{path}.flag", "flag key")}
+    off = pre.get("off", False)
+    if not isinstance(off, bool):
+        raise DefinitionError(f"{path}.off", "must be a boolean")
+    given = [name for name in ("variant", "variants") if pre.get(name) is not None] + (["off"] if off else [])
+    if len(given) != 1:
+        raise DefinitionError(
+            path, 'needs exactly one of "variant", "variants" (any of several) or "off": true'
+        )
+    if off:
+        out["off"] = True
+    elif "variant" in given:
+        out["variant"] = as_key(pre["variant"], f"{path}.variant", "variant key", VARIANT_RE)
+    else:
+        names = as_list(pre["variants"], f"{path}.variants", MAX_VARIANTS)
+        if not names:
+            raise DefinitionError(f"{path}.variants", "must not be empty")
+        for j, name in enumerate(names):
+            as_key(name, f"{path}.variants[{j}]", "variant key", VARIANT_RE)
+        if len(set(names)) != len(names):
+            raise DefinitionError(f"{path}.variants", "names a variant twice")
+        out["variants"] = names
+    return out
+
+
 def validate_environment(
     raw: Any, path: str, variants: Mapping[str, Any], *, share: bool = False
 ) -> dict[str, Any]:
@@ -130,14 +161,10 @@ def validate_environment(
     enabled = env.get("enabled", False)
     if not isinstance(enabled, bool):
         raise DefinitionError(f"{path}.enabled", "must be a boolean")
-    prerequisites = []
-    for i, pre in enumerate(as_list(env.get("prerequisites", []), f"{path}.prerequisites", MAX_PREREQUISITES)):
-        ppath = f"{path}.prerequisites[{i}]"
-        pre = as_object(pre, ppath, frozenset({"flag", "variant"}))
-        prerequisites.append({
-            "flag": as_key(pre.get("flag"), f"{ppath}.flag", "flag key"),
-            "variant": as_key(pre.get("variant"), f"{ppath}.variant", "variant key", VARIANT_RE),
-        })
+    prerequisites = [
+        _prerequisite(pre, f"{path}.prerequisites[{i}]")
+        for i, pre in enumerate(as_list(env.get("prerequisites", []), f"{path}.prerequisites", MAX_PREREQUISITES))
+    ]
     targets = []
     seen: set[str] = set()
     for i, target in enumerate(as_list(env.get("targets", []), f"{path}.targets", MAX_VARIANTS)):
@@ -208,14 +235,19 @@ def _flag_fields(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     if kind not in FLAG_KINDS:
         raise DefinitionError("kind", f"must be one of {', '.join(FLAG_KINDS)}")
     variants = _variants(raw, flag_type)
-    off = raw.get("off_variant", "false" if flag_type == "boolean" else None)
-    if off is None:
-        raise DefinitionError("off_variant", "is required for a non-boolean flag")
+    off = raw.get("off_variant")
+    if off is None:  # absent or null: the default, which only a boolean flag has
+        if flag_type != "boolean":
+            raise DefinitionError("off_variant", "is required for a non-boolean flag")
+        off = "false"
     off = variant_ref(off, "off_variant", variants)
     tags = as_list(raw.get("tags", []), "tags", MAX_TAGS)
     for i, tag in enumerate(tags):
         as_key(tag, f"tags[{i}]", "tag", TAG_RE)
     salt = raw.get("salt")
+    client_side = raw.get("client_side", False)
+    if client_side.__class__ is not bool:
+        raise DefinitionError("client_side", "must be a boolean")
     out: dict[str, Any] = {
         "key": key,
         "name": as_str(raw.get("name", key), "name", 200, min_len=1),
@@ -227,6 +259,8 @@ def _flag_fields(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         "tags": tags,
         "owner": as_str(raw.get("owner", ""), "owner", 200),
         "salt": None if salt is None else as_str(salt, "salt", MAX_ID_LEN, min_len=1),
+        # Whether client-side SDK keys (browsers) may evaluate this flag at all.
+        "client_side": client_side,
     }
     return out, variants
 
