@@ -73,7 +73,8 @@ def test_fallthrough_percentage_becomes_a_rollout_against_the_default() -> None:
     config = flag["environments"]["staging"]
     assert config["fallthrough"] == {
         "rollout": {
-            "variations": [{"variant": "true", "weight": 10}, {"variant": "false", "weight": 90}]
+            "variations": [{"variant": "true", "weight": 10}, {"variant": "false", "weight": 90}],
+            "bucket_by": ["user.id", "tenant.id", "key"],  # the spec's bucket key, then ours
         }
     }
     assert config["rules"][0]["conditions"][0]["values"] == ["tenant-beta-1", "tenant-beta-2"]
@@ -118,7 +119,8 @@ flags:
     assert checkout["environments"]["prod"]["enabled"] is False
     assert checkout["environments"]["prod"]["rules"][0]["serve"] == {
         "rollout": {
-            "variations": [{"variant": "new", "weight": 25}, {"variant": "old", "weight": 75}]
+            "variations": [{"variant": "new", "weight": 25}, {"variant": "old", "weight": 75}],
+            "bucket_by": ["user.id", "tenant.id", "key"],
         }
     }
     assert all(not c["enabled"] for c in dead["environments"].values())
@@ -143,7 +145,8 @@ flags:
             "variations": [
                 {"variant": "blue", "weight": 50},
                 {"variant": "treatment", "weight": 50},
-            ]
+            ],
+            "bucket_by": ["user.id", "tenant.id", "key"],
         }
     }
 
@@ -248,7 +251,7 @@ def test_type_mismatch_in_spec_value_points_at_the_value() -> None:
         (
             "flags:\n  - key: x\n    type: boolean\n    enabled: true\n",
             2,
-            "defaultValue is required",
+            "defaultValue (or default_value) is required",
         ),
         ("flags:\n  - key: x\n    type: boolean\n    defaultValue: maybe\n", 4, "true or false"),
     ],

@@ -14,15 +14,25 @@ from pathlib import Path
 from flagstaff.flagfile.dumper import dumps
 from flagstaff.flagfile.errors import FlagFileError
 from flagstaff.flagfile.loader import SERVER_MANAGED, FlagFile, load_file, loads
+from flagstaff.flagfile.pipeline import (
+    DEFAULT_PIPELINE,
+    environments_in_pipeline_order,
+    in_pipeline_order,
+    pipeline_order,
+)
 
 __all__ = [
+    "DEFAULT_PIPELINE",
     "SERVER_MANAGED",
     "FlagFile",
     "FlagFileError",
     "demo_path",
     "dumps",
+    "environments_in_pipeline_order",
+    "in_pipeline_order",
     "load_file",
     "loads",
+    "pipeline_order",
 ]
 
 

@@ -11,17 +11,18 @@ from typing import Any
 
 import yaml
 
+from flagstaff.flagfile.governance import dump_policy, dump_webhook
 from flagstaff.flagfile.loader import SERVER_MANAGED
 
 HEADER = "# Flagstaff flag file (canonical format). Apply with: flagstaff apply -f <file>\n"
 
 FLAG_ORDER = (
     "key", "name", "description", "type", "kind", "variants", "off_variant",
-    "tags", "owner", "salt", "environments",
+    "tags", "owner", "salt", "client_side", "environments",
 )  # fmt: skip
 ENVIRONMENT_ORDER = ("enabled", "prerequisites", "targets", "rules", "fallthrough")
 RULE_ORDER = ("id", "description", "conditions", "serve")
-CONDITION_ORDER = ("attribute", "operator", "values", "negate")
+CONDITION_ORDER = ("attribute", "operator", "values", "negate", "ignore_case", "lenient", "timezone")
 SEGMENT_ORDER = ("key", "name", "description", "included", "excluded", "rules")
 ROLLOUT_ORDER = ("variations", "bucket_by", "salt")
 
@@ -49,13 +50,20 @@ def dumps(
     flags: Iterable[Mapping[str, Any]],
     segments: Iterable[Mapping[str, Any]] = (),
     environments: Iterable[str] = (),
+    *,
+    policies: Mapping[str, Mapping[str, Any]] | None = None,
+    webhooks: Iterable[Mapping[str, Any]] = (),
 ) -> str:
-    """Canonical YAML for the given definitions (in the order given)."""
-    document = {
-        "environments": list(environments),
-        "segments": [_ordered(_strip(s), SEGMENT_ORDER, _segment_child) for s in segments],
-        "flags": [_ordered(_strip(f), FLAG_ORDER, _flag_child) for f in flags],
-    }
+    """Canonical YAML for the given definitions (in the order given); ``policies`` and
+    ``webhooks`` are written only when there are some."""
+    document: dict[str, Any] = {"environments": list(environments)}
+    if policies:
+        document["policies"] = {env: dump_policy(p) for env, p in policies.items()}
+    document["segments"] = [_ordered(_strip(s), SEGMENT_ORDER, _segment_child) for s in segments]
+    document["flags"] = [_ordered(_strip(f), FLAG_ORDER, _flag_child) for f in flags]
+    hooks = [dump_webhook(w) for w in webhooks]
+    if hooks:
+        document["webhooks"] = hooks
     body = yaml.dump(
         document,
         Dumper=_Dumper,

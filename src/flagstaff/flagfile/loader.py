@@ -1,7 +1,8 @@
 """Reading flag files: structure checks, spec-format conversion, engine validation.
 
 A file is a mapping with a ``flags:`` list and optional ``segments:`` and ``environments:``
-lists.  Each flag is canonical (contract §1) or in the spec's format (see ``specformat``); both
+lists, ``policies:`` (approval policies by environment) and ``webhooks:`` (subscriptions; see
+``governance``).  Each flag is canonical (contract §1) or in the spec's format (see ``specformat``); both
 come out as the engine's normalised canonical definition, so what the server stores, what an
 SDK evaluates offline and what ``apply`` compares are the same dicts.
 """
@@ -16,18 +17,21 @@ from typing import Any
 
 from flagstaff.engine import DefinitionError, validate_flag, validate_segment
 from flagstaff.flagfile.errors import FlagFileError
+from flagstaff.flagfile.governance import read_policies, read_webhooks
 from flagstaff.flagfile.specformat import (
     DEFAULT_ENVIRONMENTS,
     PathMap,
     SpecFormatError,
     convert,
     is_spec_format,
+    without_default_value,
 )
 from flagstaff.flagfile.yamltree import LineIndex, Path, join_path, parse, split_path
 
-TOP_LEVEL_KEYS = ("environments", "segments", "flags")
+TOP_LEVEL_KEYS = ("environments", "policies", "segments", "flags", "webhooks")
 # Read-only fields the server adds; a file exported from a server carries no meaning in them.
-SERVER_MANAGED = frozenset({"state", "version", "created_at", "updated_at"})
+# (``default_value``, the off variant's value, is checked against the definition first.)
+SERVER_MANAGED = frozenset({"state", "version", "created_at", "updated_at", "default_value"})
 _ENV_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
 
@@ -38,6 +42,9 @@ class FlagFile:
     flags: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
     environments: list[str] = field(default_factory=list)
+    # None: the file does not manage them (apply leaves the server's as they are).
+    policies: dict[str, dict[str, Any]] | None = None
+    webhooks: list[dict[str, Any]] | None = None
 
 
 def load_file(path: str | FsPath) -> FlagFile:
@@ -83,11 +90,23 @@ class _Reader:
         flags = [self.flag(item, i, defaults) for i, item in enumerate(self.items("flags"))]
         self.unique("segments", segments)
         self.unique("flags", flags)
+        policies = (
+            read_policies(self.data["policies"], self.fail, _ENV_KEY)
+            if self.data.get("policies") is not None else None
+        )
+        webhooks = (
+            read_webhooks(self.data["webhooks"], self.fail)
+            if self.data.get("webhooks") is not None else None
+        )
         if declared is None:
             declared = []
             for flag in flags:
                 declared.extend(e for e in flag.get("environments", {}) if e not in declared)
-        return FlagFile(flags=flags, segments=segments, environments=declared)
+            declared.extend(e for e in policies or {} if e not in declared)
+        return FlagFile(
+            flags=flags, segments=segments, environments=declared, policies=policies,
+            webhooks=webhooks,
+        )
 
     def items(self, name: str) -> list[Any]:
         value = self.data.get(name)
@@ -126,12 +145,13 @@ class _Reader:
         if not isinstance(item, dict):
             raise self.fail(base, "a flag must be a mapping")
         paths: PathMap | None = None
-        definition: Mapping[str, Any] = _strip(item)
-        if is_spec_format(item):
-            try:
+        try:
+            if is_spec_format(item):
                 definition, paths = convert(item, environments)
-            except SpecFormatError as exc:
-                raise self.fail((*base, *exc.path), exc.message) from None
+            else:
+                definition = _strip(without_default_value(item))
+        except SpecFormatError as exc:
+            raise self.fail((*base, *exc.path), exc.message) from None
         try:
             return _strip(validate_flag(definition))
         except DefinitionError as exc:

@@ -23,7 +23,7 @@ Path = tuple[str | int, ...]
 # legitimately needs more values than this.
 MAX_VALUES = 500_000
 
-_INDEX = re.compile(r"\[(\d+)\]")
+_INDEX = re.compile(r"\[([0-9]+)\]")
 
 
 class LineIndex:
