@@ -94,3 +94,72 @@ def test_audit_filters_and_pagination(store: Store) -> None:
     with pytest.raises(Invalid) as info:
         store.list_audit(since=datetime(2024, 1, 1))
     assert info.value.details["field"] == "since"
+
+
+def _rolled(*order: tuple[str, float], salt: str | None = None) -> dict[str, object]:
+    return (
+        flag("rolled").boolean().salt(salt)
+        .env("staging", lambda e: e.on().fallthrough_rollout(dict(order)))
+        .build()
+    )
+
+
+def test_a_write_that_only_reorders_a_rollout_changes_nothing(store: Store) -> None:
+    store.create_flag(definition=_rolled(("true", 10), ("false", 90)), actor="alice")
+    same = store.replace_flag(key="rolled", definition=_rolled(("false", 90), ("true", 10)), actor="bob")
+    assert same.version == 1
+    variations = same.definition["environments"]["staging"]["fallthrough"]["rollout"]["variations"]
+    assert [v["variant"] for v in variations] == ["true", "false"]
+    assert [r.action for r in store.list_audit(target_kind="flag", target_key="rolled").items] == [
+        "created"
+    ]
+
+
+def test_writes_that_move_users_say_how_many_in_the_audit_diff(store: Store) -> None:
+    store.create_flag(definition=_rolled(("true", 10), ("false", 90)), actor="alice")
+    store.replace_flag(key="rolled", definition=_rolled(("false", 75), ("true", 25)), actor="bob")
+    store.replace_flag(
+        key="rolled", definition=_rolled(("false", 75), ("true", 25), salt="fresh"), actor="bob"
+    )
+    _, reweighted, resalted = store.list_audit(target_kind="flag", target_key="rolled").items
+    [moved] = [d for d in reweighted.diff if d["op"] == "reassign"]
+    # true 10 / false 90 -> false 75 / true 25: buckets [0, 10 %) and [75 %, 100 %) change hands.
+    assert moved == {
+        "path": "environments.staging.fallthrough", "op": "reassign", "old": None, "new": None,
+        "share": 0.35, "exact": True, "causes": ["weights"],
+    }
+    [moved] = [d for d in resalted.diff if d["op"] == "reassign"]
+    assert (moved["share"], moved["exact"], moved["causes"]) == (0.375, False, ["salt"])
+
+
+def test_audit_newest_first_pages_backwards(store: Store) -> None:
+    for i in range(5):
+        store.create_flag(definition=flag(f"n{i}").boolean().build(), actor="alice")
+    first = store.list_audit(newest_first=True, limit=3)
+    rest = store.list_audit(newest_first=True, limit=3, cursor=first.next_cursor)
+    assert [r.target_key for r in first.items + rest.items] == ["n4", "n3", "n2", "n1", "n0"]
+    assert rest.next_cursor is None
+
+
+def test_audit_environment_filter_sees_toggles_and_edits_of_that_environment(store: Store) -> None:
+    store.create_flag(definition=flag("e_x").boolean().build(), actor="alice")
+    store.set_flag_enabled(key="e_x", environment="staging", enabled=True, actor="alice")
+    store.set_flag_enabled(key="e_x", environment="production", enabled=True, actor="bob")
+    store.set_flag_enabled(
+        key="e_x", environment="production", enabled=False, actor="bob", action="killed",
+        reason="errors",
+    )
+    store.patch_flag(
+        key="e_x", patch={"environments": {"production": {"fallthrough": {"variant": "true"}}}},
+        actor="carol",
+    )
+    store.patch_flag(key="e_x", patch={"description": "no environment"}, actor="carol")
+    production = store.list_audit(target_key="e_x", environment="production", newest_first=True)
+    assert [(r.actor, r.action) for r in production.items] == [
+        ("carol", "updated"), ("bob", "killed"), ("bob", "toggled"),
+    ]
+    assert production.items[1].context == {"reason": "errors"}
+    staging = store.list_audit(target_key="e_x", environment="staging")
+    assert [r.action for r in staging.items] == ["toggled"]
+    # LIKE's wildcards in a key match only themselves: "e_x" is not "eXx"
+    assert store.list_audit(environment="product_on").items == []

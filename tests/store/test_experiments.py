@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,7 +99,7 @@ def test_conversion_aggregates_count_only_events_after_first_exposure(store: Sto
         metric("t3", 30, name="other"),           # another metric
         metric("outside", 30), metric("both", 30),
     ])
-    _, data = store.experiment_data(key="f", environment="production")
+    _, _, data = store.experiment_data(key="f", environment="production")
     got = {v: (a.users, a.conversions) for v, a in data.variants.items()}
     assert got == {"false": (2, 1), "true": (3, 2)}
     assert data.multiple_variant_users == 1
@@ -114,7 +115,7 @@ def test_numeric_aggregates_sum_per_user_with_zeros(store: Store) -> None:
         metric("c1", 11, 10.0), metric("c1", 12, 5.0), metric("c2", 1, 99.0),
         metric("t1", 20, 4.0), metric("t2", 20, 6.0), metric("t2", 21, None),
     ])
-    _, data = store.experiment_data(key="f", environment="production")
+    _, _, data = store.experiment_data(key="f", environment="production")
     control, treatment = data.variants["false"], data.variants["true"]
     # c1 = 15, c2 = 0 (event before exposure), c3 = 0 (no event)
     assert (control.users, control.total, control.sum_squares) == (3, 15.0, 225.0)
@@ -155,3 +156,37 @@ def test_stale_detection_by_kind_with_controlled_clock(store: Store) -> None:
     assert set(again) == {"kill", "ops"}
     assert again["ops"].served_variant == "false"
     assert again["kill"].stale_reason == "not evaluated for 44 days"
+
+
+def test_runs_scope_the_aggregates_to_their_own_span_and_versions(store: Store) -> None:
+    setup(store)
+    store.transition_experiment(key="f", environment="production", action="start", actor="t")
+    version_1 = store.get_flag(key="f").version
+
+    def plant(batch: str, version: int, **users: str) -> None:
+        at = datetime.now(UTC).isoformat()
+        store.ingest_exposures(environment="production", batch_id=batch, events=[
+            {"flag_key": "f", "variant": v, "user_key": u, "in_experiment": True, "timestamp": at,
+             "reason": "SPLIT", "flag_version": version} for u, v in users.items()])
+
+    time.sleep(0.01)
+    plant("r1", version_1, a="false", b="true", c="true")
+    time.sleep(0.01)
+    store.transition_experiment(key="f", environment="production", action="complete", actor="t")
+    store.put_experiment(key="f", environment="production", actor="t", experiment={**BLOCK, "salt": "s2"})
+    store.transition_experiment(key="f", environment="production", action="start", actor="t")
+    version_2 = store.get_flag(key="f").version
+    time.sleep(0.01)
+    plant("r2", version_2, a="true", d="false")
+    # A late report from an SDK still on run 1's flag version is not run 2's.
+    plant("late", version_1, e="false")
+
+    _, run, latest = store.experiment_data(key="f", environment="production")
+    assert run is not None and (run.number, run.salt, run.ended_ms) == (2, "s2", None)
+    assert {v: a.users for v, a in latest.variants.items()} == {"true": 1, "false": 1}
+    assert latest.multiple_variant_users == 0  # user a is in both runs, once in each
+    _, run, earlier = store.experiment_data(key="f", environment="production", run=1)
+    assert run is not None and run.number == 1 and run.ended_ms is not None
+    assert {v: a.users for v, a in earlier.variants.items()} == {"false": 1, "true": 2}
+    with pytest.raises(NotFound):
+        store.experiment_data(key="f", environment="production", run=3)

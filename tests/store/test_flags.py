@@ -215,3 +215,21 @@ def test_archive_and_restore(store: Store) -> None:
     assert "f" in store.snapshot(environment="production")["flags"]
     actions = [r.action for r in store.list_audit(target_key="f").items]
     assert actions == ["created", "archived", "restored"]
+
+
+def test_a_write_returns_the_flag_as_stored_and_keeps_its_tags_index(store: Store) -> None:
+    store.create_flag(definition=flag("f").boolean().tags("checkout").build(), actor="a")
+    # A write that keeps the tags (the index is left as it is) ...
+    kept = store.replace_flag(
+        key="f", definition=flag("f").boolean().tags("checkout").owner("team-x").build(), actor="b"
+    )
+    assert kept == store.get_flag(key="f")
+    assert [f.key for f in store.list_flags(tag="checkout").items] == ["f"]
+    # ... and one that changes them (the index follows): what it returns is what a read returns.
+    moved = store.replace_flag(
+        key="f", definition=flag("f").boolean().tags("payments").on("production").build(),
+        actor="b",
+    )
+    assert moved == store.get_flag(key="f") and moved.version == 3
+    assert store.list_flags(tag="checkout").items == []
+    assert [f.key for f in store.list_flags(tag="payments").items] == ["f"]

@@ -80,7 +80,8 @@ def test_delete_environment_strips_flags_and_revokes_its_keys(store: Store) -> N
     assert not store.environment_exists(key="staging")
     assert [e.type for e in store.events_since(after_id=1)] == [
         "flag_updated",
-        "environment_deleted",
+        "environment_deleted",  # first, so the key's streams hear why they end
+        "token_revoked",
     ]
     with pytest.raises(NotFound):
         store.delete_environment(key="staging", actor="admin")

@@ -61,6 +61,19 @@ def test_revoked_token_no_longer_authenticates(store: Store) -> None:
     ]
 
 
+def test_a_revocation_is_a_change_event_naming_the_key_never_its_secret(store: Store) -> None:
+    record, secret = store.create_token(name="s", kind="sdk-server", environment="staging",
+                                        actor="a")
+    before = store.latest_event_id()
+    store.revoke_token(token_id=record.id, actor="admin")
+    store.revoke_token(token_id=record.id, actor="admin")  # again: nothing new
+    events = store.events_since(after_id=before)
+    assert [(e.type, e.kind, e.key) for e in events] == [("token_revoked", "token", record.id)]
+    assert events[0].data == {"kind": "sdk-server", "environment": "staging"}
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in repr(events) and digest not in repr(events)
+
+
 def test_last_used_is_recorded_at_most_once_a_minute(store: Store) -> None:
     _record, secret = store.create_token(name="t", kind="management", role="viewer", actor="a")
     assert store.list_tokens()[0].last_used_at is None

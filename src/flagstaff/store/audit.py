@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from flagstaff.errors import Invalid
 from flagstaff.store.db import now
+from flagstaff.store.governance import outbox
 from flagstaff.store.paging import check_limit, decode_cursor, encode_cursor
 from flagstaff.store.records import AuditRecord, Page
 from flagstaff.store.schema import audit_log
@@ -76,8 +77,15 @@ def record(
     after: Any,
     diff: list[dict[str, Any]] | None = None,
     environment: str | None = None,
+    event_id: int | None = None,
+    context: dict[str, Any] | None = None,
 ) -> int:
-    """Insert one audit record in the caller's transaction; returns its id."""
+    """Insert one audit record in the caller's transaction; returns its id.
+
+    ``event_id`` is the change event the same write appended, if any (SDKs see that one).
+    The webhook deliveries the record calls for are queued in the same transaction (the
+    outbox), so a committed change is never without its notifications, nor the reverse.
+    """
     if diff is None:
         diff = structural_diff(
             before if before is not None else {}, after if after is not None else {}
@@ -93,11 +101,58 @@ def record(
             before=before,
             after=after,
             diff=diff,
+            event_id=event_id,
+            context=context or None,
         )
     )
     primary_key = result.inserted_primary_key
     assert primary_key is not None
-    return int(primary_key[0])
+    audit_id = int(primary_key[0])
+    outbox.enqueue(
+        conn,
+        audit_id=audit_id,
+        actor=actor,
+        action=action,
+        target_kind=target_kind,
+        target_key=target_key,
+        environment=environment,
+        before=before,
+        after=after,
+        diff=diff,
+        context=context or None,
+    )
+    return audit_id
+
+
+def flag_version(conn: sa.Connection, *, key: str, version: int) -> dict[str, Any] | None:
+    """The definition a flag had at ``version`` (the ``after`` of the write that made it)."""
+    rows = conn.execute(
+        sa.select(audit_log.c.after)
+        .where(audit_log.c.target_kind == "flag", audit_log.c.target_key == key)
+        .order_by(audit_log.c.id.desc())
+    )
+    for (after,) in rows:
+        if isinstance(after, dict) and after.get("version") == version:
+            return after
+    return None
+
+
+def _touches_environment(environment: str) -> sa.ColumnElement[bool]:
+    """Records of one environment: its toggles and kills, and whole-flag writes (a replaced
+    or patched definition) whose diff changes that environment's configuration."""
+    escaped = environment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    diff_text = sa.cast(audit_log.c.diff, sa.Text)
+    return sa.or_(
+        audit_log.c.environment == environment,
+        sa.and_(
+            audit_log.c.environment.is_(None),
+            sa.or_(
+                diff_text.like(f'%"environments.{escaped}"%', escape="\\"),
+                diff_text.like(f'%"environments.{escaped}.%', escape="\\"),
+                diff_text.like(f'%"environments.{escaped}[%', escape="\\"),
+            ),
+        ),
+    )
 
 
 def _to_record(row: sa.Row[Any]) -> AuditRecord:
@@ -112,6 +167,8 @@ def _to_record(row: sa.Row[Any]) -> AuditRecord:
         before=row.before,
         after=row.after,
         diff=list(row.diff or []),
+        event_id=None if row.event_id is None else int(row.event_id),
+        context=row.context,
     )
 
 
@@ -124,15 +181,20 @@ def list_audit(
     action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    environment: str | None = None,
+    newest_first: bool = False,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[AuditRecord]:
-    """Chronological (oldest first) page of audit records matching every given filter."""
+    """A page of audit records matching every given filter, oldest first (or newest first)."""
     limit = check_limit(limit)
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise Invalid(f"{name} must include a timezone", details={"field": name})
-    query = sa.select(audit_log).order_by(audit_log.c.id).limit(limit + 1)
+    order = audit_log.c.id.desc() if newest_first else audit_log.c.id
+    query = sa.select(audit_log).order_by(order).limit(limit + 1)
+    if environment is not None:
+        query = query.where(_touches_environment(environment))
     for column, value in (
         (audit_log.c.target_kind, target_kind),
         (audit_log.c.target_key, target_key),
@@ -146,7 +208,8 @@ def list_audit(
     if until is not None:
         query = query.where(audit_log.c.created_at < until)
     if cursor is not None:
-        query = query.where(audit_log.c.id > decode_cursor(cursor, expected=int))
+        after = decode_cursor(cursor, expected=int)
+        query = query.where(audit_log.c.id < after if newest_first else audit_log.c.id > after)
     rows = conn.execute(query).all()
     items = [_to_record(row) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

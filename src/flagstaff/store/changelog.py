@@ -31,7 +31,10 @@ EVENT_TYPES = frozenset(
         "segment_updated",
         "segment_deleted",
         "environment_created",
+        "environment_updated",
         "environment_deleted",
+        # Not a configuration change: it tells every replica's feed to end the key's streams.
+        "token_revoked",
     }
 )
 
@@ -40,15 +43,23 @@ def append(conn: sa.Connection, *, type: str, kind: str, key: str, data: Any) ->
     """Append one event in the caller's (write) transaction and return its id."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown change event type {type!r}")
-    result = conn.execute(
-        change_events.insert().values(created_at=now(), type=type, kind=kind, key=key, data=data)
+    insert = change_events.insert().values(
+        created_at=now(), type=type, kind=kind, key=key, data=data
     )
-    primary_key = result.inserted_primary_key
-    assert primary_key is not None
-    event_id = int(primary_key[0])
     if is_postgres(conn):
-        conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(event_id))))
-    return event_id
+        # The insert and its NOTIFY in one round trip (a burst of writes makes many).
+        appended = insert.returning(change_events.c.id).cte("appended")
+        return int(
+            conn.execute(
+                sa.select(
+                    appended.c.id,
+                    sa.func.pg_notify(NOTIFY_CHANNEL, sa.cast(appended.c.id, sa.Text)),
+                )
+            ).scalar_one()
+        )
+    primary_key = conn.execute(insert).inserted_primary_key
+    assert primary_key is not None
+    return int(primary_key[0])
 
 
 def latest_event_id(conn: sa.Connection) -> int:

@@ -15,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from flagstaff.errors import Conflict, Invalid, NotFound
-from flagstaff.store import audit, changelog, flag_writes, flags, tokens
+from flagstaff.store import audit, changelog, flag_writes, flags, shared_reads, tokens
 from flagstaff.store.db import now
+from flagstaff.store.governance import policies
 from flagstaff.store.records import EnvironmentRecord
 from flagstaff.store.schema import environments
 
@@ -28,6 +29,10 @@ def _record(row: sa.Row[Any]) -> EnvironmentRecord:
 
 
 def get(conn: sa.Connection, *, key: str) -> EnvironmentRecord | None:
+    if shared_reads.active(conn):
+        # A batch of writes asks about the same few environments: read them all once.
+        known = shared_reads.memo(conn, "environments", lambda: {r.key: r for r in list_all(conn)})
+        return known.get(key)
     row = conn.execute(sa.select(environments).where(environments.c.key == key)).first()
     return None if row is None else _record(row)
 
@@ -83,6 +88,10 @@ def delete(conn: sa.Connection, *, key: str, actor: str) -> None:
     count = conn.execute(sa.select(sa.func.count()).select_from(environments)).scalar_one()
     if count <= 1:
         raise Conflict(f"environment '{key}' is the last one and cannot be deleted")
+    # Deleting the environment removes its configuration from every flag: that is the admin's
+    # decision about the environment, not a change a policy of the environment reviews.
+    removal = policies.Review(frozenset({key}), {"environment_deleted": key})
+    policies.drop(conn, environment=key)
     for flag in flags.with_environment(conn, environment=key):
 
         def without_env(current_flag: Any) -> tuple[dict[str, Any], str]:
@@ -99,7 +108,11 @@ def delete(conn: sa.Connection, *, key: str, actor: str) -> None:
             change=without_env,
             environment=key,
             allow_archived=True,
+            review=removal,
         )
+    # The deletion's event goes first: streams of the environment's keys hear why they end
+    # before the revocations that follow close them.
+    changelog.append(conn, type="environment_deleted", kind="environment", key=key, data=None)
     tokens.revoke_for_environment(conn, environment=key, actor=actor)
     conn.execute(environments.delete().where(environments.c.key == key))
     audit.record(
@@ -111,4 +124,3 @@ def delete(conn: sa.Connection, *, key: str, actor: str) -> None:
         before=current.to_dict(),
         after=None,
     )
-    changelog.append(conn, type="environment_deleted", kind="environment", key=key, data=None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from flagstaff.store.experiment_runs import RunRecord
 from flagstaff.store.schema import exposures, metric_events
 
 
@@ -35,7 +36,21 @@ class ExperimentData:
     multiple_variant_users: int
 
 
-def _first_exposures(environment: str, flag_key: str) -> sa.Subquery:
+def _in_run(run: RunRecord | None) -> list[sa.ColumnElement[bool]]:
+    """An exposure of ``run``: in its time span, and under one of its flag versions when the
+    SDK reported the version (the versions from the start on carry the run's salt)."""
+    if run is None:
+        return []
+    e = exposures.c
+    out = [e.ts_ms >= run.started_ms, sa.or_(e.flag_version.is_(None), e.flag_version >= run.start_version)]
+    if run.ended_ms is not None:
+        out.append(e.ts_ms < run.ended_ms)
+    if run.end_version is not None:
+        out.append(sa.or_(e.flag_version.is_(None), e.flag_version < run.end_version))
+    return out
+
+
+def _first_exposures(environment: str, flag_key: str, run: RunRecord | None) -> sa.Subquery:
     e = exposures.c
     return (
         sa.select(
@@ -44,16 +59,27 @@ def _first_exposures(environment: str, flag_key: str) -> sa.Subquery:
             sa.func.min(e.ts_ms).label("first_ms"),
             sa.func.count(sa.distinct(e.variant)).label("variants"),
         )
-        .where(e.environment == environment, e.flag_key == flag_key, e.in_experiment.is_(True))
+        .where(
+            e.environment == environment, e.flag_key == flag_key, e.in_experiment.is_(True),
+            *_in_run(run),
+        )
         .group_by(e.user_key)
         .subquery("first_exposure")
     )
 
 
 def aggregate(
-    conn: sa.Connection, *, environment: str, flag_key: str, metric: str, numeric: bool
+    conn: sa.Connection,
+    *,
+    environment: str,
+    flag_key: str,
+    metric: str,
+    numeric: bool,
+    run: RunRecord | None = None,
 ) -> ExperimentData:
-    first = _first_exposures(environment, flag_key)
+    """Per-variant aggregates of one run (``None``: every exposure, for an experiment that was
+    never started or started before runs were recorded)."""
+    first = _first_exposures(environment, flag_key, run)
     clean = sa.select(first).where(first.c.variants == 1).subquery("exposed")
     m = metric_events.c
     joined = sa.and_(
@@ -61,6 +87,7 @@ def aggregate(
         m.metric == metric,
         m.user_key == clean.c.user_key,
         m.ts_ms >= clean.c.first_ms,
+        *([m.ts_ms < run.ended_ms] if run is not None and run.ended_ms is not None else []),
     )
     if numeric:
         per_user = (

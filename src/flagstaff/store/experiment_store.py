@@ -1,4 +1,4 @@
-"""The ``Store`` methods of issue 6: ingestion, exposure reads, experiments, lifecycle.
+"""The ``Store`` methods for ingestion, exposure reads, experiments, lifecycle.
 
 A mixin of :class:`flagstaff.store.Store`, kept apart so that the facade stays readable; like
 the rest of the facade each method is one transaction with keyword-only arguments.
@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flagstaff.store import environments, exposures, flag_writes, ingest, lifecycle
+from flagstaff.store import environments, experiment_runs, exposures, flag_writes, ingest, lifecycle
 from flagstaff.store import experiment_data as data
 from flagstaff.store import experiments as experiment_repo
 from flagstaff.store.db import now, read_tx, write_tx
@@ -94,20 +94,40 @@ class ExperimentStoreMixin:
             )
 
     def experiment_data(
-        self, *, key: str, environment: str | None
-    ) -> tuple[experiment_repo.ExperimentView, data.ExperimentData]:
-        """The experiment and its per-variant aggregates, read from one snapshot."""
+        self, *, key: str, environment: str | None, run: int | None = None
+    ) -> tuple[
+        experiment_repo.ExperimentView, experiment_runs.RunRecord | None, data.ExperimentData
+    ]:
+        """The experiment, the run asked for (default: the latest) and that run's per-variant
+        aggregates, read from one snapshot.  A run is analysed with the configuration it ran
+        with, whatever the experiment block says now."""
         with read_tx(self.engine, consistent=True) as conn:
             view = experiment_repo.get(conn, key=key, environment=environment)
-            block = view.experiment
+            if run is None:
+                chosen = experiment_runs.latest(conn, environment=view.environment, flag_key=key)
+            else:
+                chosen = experiment_runs.get(
+                    conn, environment=view.environment, flag_key=key, number=run
+                )
+            block = view.experiment if chosen is None else chosen.config
             aggregates = data.aggregate(
                 conn,
                 environment=view.environment,
                 flag_key=key,
                 metric=str(block["primary_metric"]),
                 numeric=block.get("metric_kind") == "numeric",
+                run=chosen,
             )
-        return view, aggregates
+        return view, chosen, aggregates
+
+    def list_experiment_runs(
+        self, *, key: str, environment: str | None
+    ) -> tuple[experiment_repo.ExperimentView, list[experiment_runs.RunRecord]]:
+        with read_tx(self.engine) as conn:
+            view = experiment_repo.get(conn, key=key, environment=environment)
+            return view, experiment_runs.list_runs(
+                conn, environment=view.environment, flag_key=key
+            )
 
     def stale_flags(
         self, *, now: datetime, thresholds: Mapping[str, int | None] | None = None
@@ -116,6 +136,11 @@ class ExperimentStoreMixin:
             return lifecycle.stale_flags(
                 conn, now=now, thresholds=thresholds or lifecycle.DEFAULT_THRESHOLDS
             )
+
+    def flag_usage(self, *, key: str, now: datetime, days: int = 7) -> lifecycle.FlagUsage:
+        """A flag's evaluation counts per environment and variant over the last ``days``."""
+        with read_tx(self.engine) as conn:
+            return lifecycle.flag_usage(conn, flag_key=key, now=now, days=days)
 
     # -- experiments -----------------------------------------------------------------------
 

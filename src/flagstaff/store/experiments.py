@@ -5,6 +5,9 @@ versioned flag write: validated by the engine, audited, and streamed to SDKs, wh
 or stop assigning users.  Allowed transitions: draft→running, running→paused, paused→running,
 running|paused→completed.
 
+Each start opens a run (:mod:`flagstaff.store.experiment_runs`) and completion closes it, so a
+completed experiment set up again on the same flag does not mix its data with the last one's.
+
 Once an experiment has started its configuration is frozen: changing variations, allocation or
 salt would move users between arms and mix their data.  ``PUT`` is accepted while there is no
 experiment, while it is a draft, or after it completed (which begins a new draft).
@@ -19,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flagstaff.errors import Conflict, Invalid, NotFound
-from flagstaff.store import flag_writes, flags
+from flagstaff.store import experiment_runs, flag_writes, flags
 from flagstaff.store.records import FlagRecord
 
 STATUSES = ("draft", "running", "paused", "completed")
@@ -81,9 +84,14 @@ def resolve_environment(record: FlagRecord, environment: str | None) -> str:
     found = environments_with_experiment(record)
     if len(found) == 1:
         return found[0]
-    where = "any environment" if not found else f"several environments ({', '.join(found)})"
+    if not found:
+        raise NotFound(
+            f"flag '{record.key}' has no experiment in any environment; set one up first",
+            details={"key": record.key},
+        )
     raise Invalid(
-        f"flag '{record.key}' has an experiment in {where}; name the environment",
+        f"flag '{record.key}' has experiments in several environments ({', '.join(found)}); "
+        "name the environment",
         details={"field": "environment"},
     )
 
@@ -159,6 +167,21 @@ def put(
     return view
 
 
+def _refuse_if_off(conn: sa.Connection, *, key: str, environment: str, action: str) -> None:
+    """A flag that is off serves its off variant (DISABLED) to everyone, so an experiment
+    started on it would say "running" while nobody is assigned: refused, naming the fix."""
+    record = flag_writes.get_or_404(conn, key=key)
+    config = (record.definition.get("environments") or {}).get(environment) or {}
+    if not config.get("enabled"):
+        raise Conflict(
+            f"cannot {action} the experiment: flag '{key}' is off in '{environment}', so every "
+            "evaluation serves its off variant and nobody would be in the experiment; turn it on "
+            f"first (flagstaff flags toggle {key} --on --env {environment})",
+            code="flag_off",
+            details={"key": key, "environment": environment},
+        )
+
+
 def transition(
     conn: sa.Connection,
     *,
@@ -181,6 +204,8 @@ def transition(
             code="invalid_transition",
             details={"from": status, "to": target, "environment": view.environment},
         )
+    if target == "running":
+        _refuse_if_off(conn, key=key, environment=view.environment, action=action)
     block = {**view.experiment, "status": target}
     record = flag_writes.write(
         conn, key=key, actor=actor, if_match=if_match, action=audit_action,
@@ -189,4 +214,11 @@ def transition(
     )
     updated = _view(record, view.environment)
     assert updated is not None
+    if action == "start":
+        config = {k: v for k, v in updated.experiment.items() if k != "status"}
+        experiment_runs.begin(
+            conn, environment=view.environment, flag_key=key, config=config, version=record.version
+        )
+    elif action == "complete":
+        experiment_runs.end(conn, environment=view.environment, flag_key=key, version=record.version)
     return updated

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime
-from typing import Any
+import json
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from flagstaff.store.paging import check_limit, decode_cursor, encode_cursor
+from flagstaff.store import shared_reads
+from flagstaff.store.flag_order import KEY_ORDER, FlagOrder, next_cursor, order_sql
+from flagstaff.store.paging import check_limit
 from flagstaff.store.records import FlagRecord, Page, iso
 from flagstaff.store.schema import flag_tags, flags
 
@@ -21,7 +24,18 @@ def pure(definition: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in definition.items() if k not in SERVER_FIELDS}
 
 
-def _record(row: sa.Row[Any]) -> FlagRecord:
+class FlagRow(NamedTuple):
+    """The columns :func:`_record` reads (a database row has them too)."""
+
+    key: str
+    definition: dict[str, Any]
+    state: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: sa.Row[Any] | FlagRow) -> FlagRecord:
     definition = dict(row.definition)
     definition.update(
         state=row.state,
@@ -39,9 +53,36 @@ def _record(row: sa.Row[Any]) -> FlagRecord:
     )
 
 
+FLAG_MEMO = "flags"
+
+
+def _memo(conn: sa.Connection) -> dict[str, FlagRecord | None] | None:
+    """Flags read or written in a :func:`shared_reads.shared` scope (None outside one)."""
+    if not shared_reads.active(conn):
+        return None
+    return shared_reads.memo(conn, FLAG_MEMO, dict)
+
+
 def get(conn: sa.Connection, *, key: str) -> FlagRecord | None:
+    known = _memo(conn)
+    if known is not None and key in known:
+        return known[key]
     row = conn.execute(sa.select(flags).where(flags.c.key == key)).first()
-    return None if row is None else _record(row)
+    record = None if row is None else _record(row)
+    if known is not None:
+        known[key] = record
+    return record
+
+
+def prefetch(conn: sa.Connection, *, keys: list[str]) -> None:
+    """Read ``keys`` in one query for the writes of a shared-reads scope that follow."""
+    known = _memo(conn)
+    wanted = sorted(set(keys) - set(known or {}))
+    if known is None or not wanted:
+        return
+    found = {row.key: _record(row) for row in conn.execute(
+        sa.select(flags).where(flags.c.key.in_(wanted)))}
+    known.update((key, found.get(key)) for key in wanted)
 
 
 def all_active(conn: sa.Connection) -> list[FlagRecord]:
@@ -78,9 +119,11 @@ def list_page(
     q: str | None,
     limit: int,
     cursor: str | None,
+    order: FlagOrder = KEY_ORDER,
 ) -> Page[FlagRecord]:
+    """One page in ``order`` (by key unless asked otherwise) after ``cursor``."""
     limit = check_limit(limit)
-    query = sa.select(flags).order_by(flags.c.key).limit(limit + 1)
+    query = sa.select(flags).limit(limit + 1)
     if state is not None:
         query = query.where(flags.c.state == state)
     if tag is not None:
@@ -97,13 +140,9 @@ def list_page(
                 )
             )
         )
-    if cursor is not None:
-        query = query.where(flags.c.key > decode_cursor(cursor, expected=str))
-    rows = conn.execute(query).all()
+    rows = conn.execute(order_sql(query, order, cursor)).all()
     items = [_record(row) for row in rows[:limit]]
-    return Page(
-        items=items, next_cursor=encode_cursor(items[-1].key) if len(rows) > limit else None
-    )
+    return Page(items=items, next_cursor=next_cursor(order, rows[limit - 1]) if len(rows) > limit else None)
 
 
 def _columns(definition: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +167,9 @@ def insert(conn: sa.Connection, *, definition: dict[str, Any], at: datetime) -> 
         )
     )
     _set_tags(conn, key=key, tags=list(definition.get("tags") or []))
+    known = _memo(conn)
+    if known is not None:
+        known.pop(key, None)  # it may remember the key as missing
     record = get(conn, key=key)
     assert record is not None
     return record
@@ -149,5 +191,19 @@ def update(
     )
     if result.rowcount != 1:
         return None
-    _set_tags(conn, key=current.key, tags=list(definition.get("tags") or []))
-    return get(conn, key=current.key)
+    tags = list(definition.get("tags") or [])
+    if sorted(set(tags)) != sorted(set(current.definition.get("tags") or [])):
+        _set_tags(conn, key=current.key, tags=tags)
+    # The row is now exactly what was written: build the record instead of reading it back
+    # (through JSON, so it holds what a read would return, not the caller's objects).
+    stored = json.loads(json.dumps(definition))
+    record = _record(
+        FlagRow(
+            key=current.key, definition=stored, state=state, version=current.version + 1,
+            created_at=current.created_at, updated_at=at.astimezone(UTC),
+        )
+    )
+    known = _memo(conn)
+    if known is not None:
+        known[current.key] = record
+    return record

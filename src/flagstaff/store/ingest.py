@@ -1,6 +1,7 @@
 """Event ingestion: exposures, metric events and evaluation counts from SDKs (contract §9).
 
-Batches are idempotent: the batch id is claimed in ``ingest_batches`` in the same transaction
+Batches are idempotent per (kind, environment, batch id): the id is claimed in
+``ingest_batches`` for its kind of events and the key's environment, in the same transaction
 that stores the events, so a retried batch (the SDK did not see our 202) is answered as a
 duplicate and counted once, and a failed insert leaves no claimed id behind.
 
@@ -274,11 +275,12 @@ def _dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
 def claim_batch(
     conn: sa.Connection, *, batch_id: str, kind: str, environment: str, at: datetime
 ) -> bool:
-    """Record the batch id; False if it was already there (a retry: store nothing)."""
+    """Record the batch id for this kind of events in this environment; False if it was already
+    there (a retry: store nothing).  The same id of another kind or environment is another batch."""
     statement = (
         _dialect_insert(conn, ingest_batches)
         .values(batch_id=batch_id, kind=kind, environment=environment, received_at=at)
-        .on_conflict_do_nothing(index_elements=["batch_id"])
+        .on_conflict_do_nothing(index_elements=["kind", "environment", "batch_id"])
         # RETURNING, not rowcount: psycopg reports no reliable rowcount for this statement.
         .returning(ingest_batches.c.batch_id)
     )

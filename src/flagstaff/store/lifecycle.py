@@ -1,4 +1,4 @@
-"""Flag lifecycle from usage: which active flags are stale (issue 6 §8).
+"""Flag lifecycle from usage: which active flags are stale.
 
 SDKs report evaluation counts per flag and variant (``evaluation_counts``, one row per UTC
 day).  A flag is stale when, for its kind's threshold of N days:
@@ -132,3 +132,31 @@ def last_evaluated(conn: sa.Connection, *, flag_key: str) -> datetime | None:
     c = evaluation_counts.c
     value = conn.execute(sa.select(sa.func.max(c.last_ms)).where(c.flag_key == flag_key)).scalar()
     return None if value is None else datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class FlagUsage:
+    """One flag's evaluations over the last ``days`` days, per environment and variant."""
+
+    days: int
+    last_evaluated_at: datetime | None
+    counts: dict[str, dict[str, int]]
+
+    def total(self, environment: str | None = None) -> int:
+        envs = [environment] if environment is not None else list(self.counts)
+        return sum(sum(self.counts.get(e, {}).values()) for e in envs)
+
+
+def flag_usage(conn: sa.Connection, *, flag_key: str, now: datetime, days: int) -> FlagUsage:
+    c = evaluation_counts.c
+    since_day = int(now.timestamp() * 1000) // DAY_MS - days + 1
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for env, variant, count in conn.execute(
+        sa.select(c.environment, c.variant, sa.func.sum(c.count))
+        .where(c.flag_key == flag_key, c.day >= since_day)
+        .group_by(c.environment, c.variant)
+    ):
+        counts[env][variant] = int(count)
+    return FlagUsage(
+        days=days, last_evaluated_at=last_evaluated(conn, flag_key=flag_key), counts=dict(counts)
+    )

@@ -106,6 +106,10 @@ class AuditRecord:
     before: Any
     after: Any
     diff: list[dict[str, Any]]
+    event_id: int | None = None
+    # What the write came from, when not a plain request (change request, schedule, trigger,
+    # a review bypass); None for plain writes.
+    context: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +123,8 @@ class AuditRecord:
             "before": copy.deepcopy(self.before),
             "after": copy.deepcopy(self.after),
             "diff": copy.deepcopy(self.diff),
+            "event_id": self.event_id,
+            "context": copy.deepcopy(self.context),
         }
 
 
@@ -150,3 +156,30 @@ class Page(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAccessRecord:
+    """What browsers may do in one environment.  ``to_dict`` never includes the secret."""
+
+    environment: str
+    allowed_origins: tuple[str, ...]
+    secure_mode: bool
+    secure_mode_secret: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "allowed_origins": list(self.allowed_origins),
+            "secure_mode": self.secure_mode,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationRecord:
+    """This database's identity: ``id`` is random per install, ``signing_key`` signs stream
+    URLs.  Neither is ever shown through the API."""
+
+    id: str
+    signing_key: str
+    created_at: datetime

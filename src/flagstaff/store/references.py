@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from flagstaff.engine import find_cycle
 from flagstaff.errors import Invalid
+from flagstaff.store import shared_reads
 from flagstaff.store.schema import environments, flags, object_refs, segments
 
 
@@ -58,11 +59,7 @@ def check_flag_references(
     key = str(definition["key"])
     env_keys = set(definition.get("environments") or {})
     if env_keys:
-        known = set(
-            conn.execute(
-                sa.select(environments.c.key).where(environments.c.key.in_(env_keys))
-            ).scalars()
-        )
+        known = _known_environments(conn, env_keys)
         for env in sorted(env_keys - known):
             raise Invalid(
                 f"environment '{env}' does not exist", details={"field": f"environments.{env}"}
@@ -85,6 +82,17 @@ def check_flag_references(
         graph[key] = set(prerequisites)
         _refuse_cycle(graph, key, list(prerequisite_paths(definition)), fallback="environments")
     _check_segments_exist(conn, segment_keys, flag_segment_paths(definition))
+
+
+def _known_environments(conn: sa.Connection, keys: set[str]) -> set[str]:
+    if shared_reads.active(conn):
+        every = shared_reads.memo(
+            conn, "environment_keys",
+            lambda: set(conn.execute(sa.select(environments.c.key)).scalars()),
+        )
+        return keys & every
+    query = sa.select(environments.c.key).where(environments.c.key.in_(keys))
+    return set(conn.execute(query).scalars())
 
 
 def check_segment_references(

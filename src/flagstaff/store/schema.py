@@ -107,6 +107,12 @@ audit_log = sa.Table(
     sa.Column("before", Json, nullable=True),
     sa.Column("after", Json, nullable=True),
     sa.Column("diff", Json, nullable=False),
+    # The change event the write produced (null for writes SDKs never see, such as tokens, and
+    # for records older than the column): what the fleet view measures a change's reach by.
+    sa.Column("event_id", sa.BigInteger(), nullable=True),
+    # How the write came about, when not by a plain request: the change request, schedule or
+    # trigger behind it, or that it bypassed review (migration 0005_governance).
+    sa.Column("context", Json, nullable=True),
     sa.Index("ix_audit_target", "target_kind", "target_key", "id"),
     sa.Index("ix_audit_created_at", "created_at"),
     sqlite_autoincrement=True,
@@ -147,16 +153,18 @@ DEFAULT_ENVIRONMENTS: tuple[tuple[str, str], ...] = (
     ("production", "Production"),
 )
 
-# -- issue 6: exposures, metric events, evaluation counts (migration 0002) ----------------------
+# -- exposures, metric events, evaluation counts (migration 0002) ----------------------
 # Event timestamps are integer epoch milliseconds: hour/day buckets are then plain integer
 # division on both backends, and bulk inserts skip per-row datetime conversion.
 
+# A batch id is idempotent per (kind, environment): the same id sent to /track after /exposures,
+# or by keys of two environments, names two different batches (migration 0006).
 ingest_batches = sa.Table(
     "ingest_batches",
     metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("environment", sa.String(128), primary_key=True),
     sa.Column("batch_id", sa.String(128), primary_key=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("environment", sa.String(128), nullable=False),
     sa.Column("received_at", UTCDateTime(), nullable=False),
 )
 
@@ -198,4 +206,103 @@ evaluation_counts = sa.Table(
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("last_ms", sa.BigInteger(), nullable=False),  # latest window end seen
     sa.Index("ix_evaluation_counts_flag", "flag_key", "day"),
+)
+
+# -- experiment runs (migration 0007_experiment_runs) --------------------------------------------
+# One row per start of an experiment: results read the exposures of one run only (its time span
+# and the flag versions from its start, which carry its salt).
+
+experiment_runs = sa.Table(
+    "experiment_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("flag_key", sa.String(128), nullable=False),
+    sa.Column("number", sa.Integer(), nullable=False),
+    sa.Column("salt", sa.String(128), nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("started_ms", sa.BigInteger(), nullable=False),
+    sa.Column("start_version", sa.Integer(), nullable=False),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_ms", sa.BigInteger(), nullable=True),
+    sa.Column("end_version", sa.Integer(), nullable=True),
+    sa.UniqueConstraint("environment", "flag_key", "number", name="uq_experiment_runs_number"),
+)
+
+# -- browser access (migration 0003_client_access) ---------------------------------------------
+
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("signing_key", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+environment_client_access = sa.Table(
+    "environment_client_access",
+    metadata,
+    sa.Column(
+        "environment", sa.String(128), sa.ForeignKey("environments.key", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("allowed_origins", Json, nullable=False),
+    sa.Column("secure_mode", sa.Boolean(), nullable=False),
+    sa.Column("secure_mode_secret", sa.String(128), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# -- the fleet view: what each SDK instance and relay last reported (migration 0004_fleet) -----------
+# One row per (SDK key, instance): a report can only ever touch rows of the key that sent it.
+# Times are epoch milliseconds, so the staleness thresholds are plain integer comparisons.
+
+fleet_instances = sa.Table(
+    "fleet_instances",
+    metadata,
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("instance", sa.String(64), primary_key=True),
+    sa.Column("environment", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # sdk | relay
+    sa.Column("version", sa.BigInteger(), nullable=True),  # applied change-event id
+    sa.Column("version_since_ms", sa.BigInteger(), nullable=False),
+    sa.Column("first_seen_ms", sa.BigInteger(), nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger(), nullable=False),
+    sa.Column("sdk", sa.String(64), nullable=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Column("via", sa.String(64), nullable=True),
+    sa.Index("ix_fleet_instances_environment", "environment", "kind", "version"),
+    sa.Index("ix_fleet_instances_last_seen", "last_seen_ms"),
+)
+
+# -- code references: what `flagstaff scan --report` found per repository (migration 0008) -------
+# A report replaces its repository's rows; keys are plain strings (no foreign key to flags), so
+# a reference to a flag that is deleted or not created yet is kept as found.
+
+code_repositories = sa.Table(
+    "code_repositories",
+    metadata,
+    sa.Column("repository", sa.String(200), primary_key=True),
+    sa.Column("scanned_at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("revision", sa.String(100), nullable=True),
+    sa.Column("reference_count", sa.Integer(), nullable=False),
+    sa.Column("flag_count", sa.Integer(), nullable=False),
+)
+
+code_references = sa.Table(
+    "code_references",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "repository", sa.String(200),
+        sa.ForeignKey("code_repositories.repository", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("flag_key", sa.String(128), nullable=False),
+    sa.Column("file", sa.String(1000), nullable=False),
+    sa.Column("line", sa.Integer(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Index("ix_code_references_flag", "flag_key", "repository"),
+    sa.Index("ix_code_references_repository", "repository"),
 )

@@ -93,6 +93,9 @@ def _log(
     before: SegmentRecord | None,
     after: SegmentRecord | None,
 ) -> None:
+    event_id = changelog.append(
+        conn, type=event, kind="segment", key=key, data=None if after is None else after.definition
+    )
     audit.record(
         conn,
         actor=actor,
@@ -104,9 +107,7 @@ def _log(
         diff=audit.structural_diff(
             {} if before is None else before.definition, {} if after is None else after.definition
         ),
-    )
-    changelog.append(
-        conn, type=event, kind="segment", key=key, data=None if after is None else after.definition
+        event_id=event_id,
     )
 
 

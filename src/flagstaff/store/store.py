@@ -7,13 +7,14 @@ All arguments are keyword-only; all errors are :mod:`flagstaff.errors` classes.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from flagstaff.engine import resolve_flag
-from flagstaff.errors import FlagstaffError, Invalid
+from flagstaff.errors import FlagstaffError, Invalid, NotFound
 from flagstaff.store import (
     audit,
     changelog,
@@ -23,8 +24,13 @@ from flagstaff.store import (
     segments,
     tokens,
 )
+from flagstaff.store.client_access_store import ClientAccessStoreMixin
+from flagstaff.store.code_reference_store import CodeReferenceStoreMixin
 from flagstaff.store.db import create_db_engine, read_tx, run_migrations, translate, write_tx
 from flagstaff.store.experiment_store import ExperimentStoreMixin
+from flagstaff.store.flag_order import parse_order
+from flagstaff.store.fleet_store import FleetStoreMixin
+from flagstaff.store.governance.facade import GovernanceStoreMixin
 from flagstaff.store.records import (
     AuditRecord,
     ChangeEvent,
@@ -38,9 +44,14 @@ from flagstaff.store.records import (
 BOOTSTRAP_ACTOR = "system:bootstrap"
 
 
-class Store(ExperimentStoreMixin):
+class Store(
+    ExperimentStoreMixin, ClientAccessStoreMixin, FleetStoreMixin, GovernanceStoreMixin,
+    CodeReferenceStoreMixin,
+):
     """Flags, segments, environments, tokens, audit and change log here; ingestion,
-    exposures, experiments and lifecycle in :class:`ExperimentStoreMixin`."""
+    exposures, experiments and lifecycle in :class:`ExperimentStoreMixin`; browser access in
+    :class:`ClientAccessStoreMixin`; the fleet view in :class:`FleetStoreMixin`; policies,
+    change requests, schedules, webhooks and triggers in :class:`GovernanceStoreMixin`."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -56,8 +67,24 @@ class Store(ExperimentStoreMixin):
             raise
         return cls(engine)
 
-    def close(self) -> None:
+    def close(self, *, grace_seconds: float = 5.0) -> None:
+        """Close every pooled connection.  Connections still checked out (a worker thread
+        finishing a request, a background flush) get ``grace_seconds`` to come back first:
+        one returned to an already disposed pool is dropped without being closed, which the
+        driver reports as a leak."""
+        checkedout = getattr(self.engine.pool, "checkedout", None)
+        deadline = time.monotonic() + grace_seconds
+        while checkedout is not None and checkedout() > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.engine.dispose()
+        # Whatever still reaches the store after this (a straggling background job) gets a
+        # connection closed when it is returned, not one parked in a pool nobody will close.
+        pool = self.engine.pool
+        self.engine.pool = sa.pool.NullPool(
+            pool._creator, recycle=pool._recycle, echo=pool.echo,
+            logging_name=pool._orig_logging_name, reset_on_return=pool._reset_on_return,
+            _dispatch=pool.dispatch, dialect=pool._dialect,
+        )
 
     def ping(self) -> None:
         """Raise :class:`~flagstaff.errors.Unavailable` unless the database answers."""
@@ -85,11 +112,16 @@ class Store(ExperimentStoreMixin):
         q: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        sort: str | None = None,
     ) -> Page[FlagRecord]:
+        """A page of flags; ``sort`` is ``[-]field`` (:mod:`flagstaff.store.flag_order`)."""
         if state is not None and state not in flags.STATES:
             raise Invalid("state must be active or archived", details={"field": "state"})
+        order = parse_order(sort)
         with read_tx(self.engine) as conn:
-            return flags.list_page(conn, state=state, tag=tag, q=q, limit=limit, cursor=cursor)
+            return flags.list_page(
+                conn, state=state, tag=tag, q=q, limit=limit, cursor=cursor, order=order
+            )
 
     def replace_flag(
         self, *, key: str, definition: Any, actor: str, if_match: int | None = None
@@ -103,6 +135,24 @@ class Store(ExperimentStoreMixin):
                 if_match=if_match,
                 action="updated",
                 change=lambda current: (clean, current.state),
+            )
+
+    def revert_flag(
+        self, *, key: str, version: int, actor: str, if_match: int | None = None
+    ) -> FlagRecord:
+        """Make a flag's definition what it was at ``version``, as a new audited write (its
+        record says which version it restored); the state (active/archived) is kept."""
+        with write_tx(self.engine) as conn:
+            old = audit.flag_version(conn, key=key, version=version)
+            if old is None:
+                raise NotFound(
+                    f"flag '{key}' has no version {version} in its history",
+                    details={"field": "version"},
+                )
+            clean = flag_writes.normalise(flags.pure(old), key=key)
+            return flag_writes.write(
+                conn, key=key, actor=actor, if_match=if_match, action="updated",
+                change=lambda current: (clean, current.state), note={"reverted_to": version},
             )
 
     def patch_flag(
@@ -134,8 +184,10 @@ class Store(ExperimentStoreMixin):
         actor: str,
         if_match: int | None = None,
         action: str = "toggled",
+        reason: str | None = None,
     ) -> FlagRecord:
-        """Flip one environment's kill switch (``action`` is ``toggled`` or ``killed``)."""
+        """Flip one environment's kill switch (``action`` is ``toggled`` or ``killed``);
+        ``reason`` (why, in the actor's words) is kept in the audit record's context."""
         if not isinstance(enabled, bool):
             raise Invalid("enabled must be true or false", details={"field": "enabled"})
         if action not in ("toggled", "killed"):
@@ -159,6 +211,7 @@ class Store(ExperimentStoreMixin):
                 action=action,
                 change=change,
                 environment=environment,
+                note={"reason": reason} if reason else None,
             )
 
     def archive_flag(self, *, key: str, actor: str, if_match: int | None = None) -> FlagRecord:
@@ -247,6 +300,8 @@ class Store(ExperimentStoreMixin):
         action: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        environment: str | None = None,
+        newest_first: bool = False,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[AuditRecord]:
@@ -259,6 +314,8 @@ class Store(ExperimentStoreMixin):
                 action=action,
                 since=since,
                 until=until,
+                environment=environment,
+                newest_first=newest_first,
                 limit=limit,
                 cursor=cursor,
             )
@@ -286,6 +343,11 @@ class Store(ExperimentStoreMixin):
                 actor=actor,
                 secret=secret,
             )
+
+    def get_token(self, *, token_id: str) -> TokenRecord:
+        """A token by id (revoked ones too: check ``revoked``); NotFound if there is none."""
+        with read_tx(self.engine) as conn:
+            return tokens.get_or_404(conn, token_id=token_id)
 
     def list_tokens(self) -> list[TokenRecord]:
         with read_tx(self.engine) as conn:
@@ -315,6 +377,11 @@ class Store(ExperimentStoreMixin):
             except FlagstaffError:
                 pass  # last_used_at is best effort; a busy database must not refuse the request
         return record
+
+    def live_sdk_keys(self, *, hashes: list[str]) -> dict[str, TokenRecord]:
+        """Live SDK keys by the SHA-256 hex of their secrets (for relays checking keys)."""
+        with read_tx(self.engine) as conn:
+            return tokens.live_sdk_keys(conn, hashes=hashes)
 
     def ensure_bootstrap_admin(self, *, secret: str | None = None) -> str | None:
         """On an empty token table create an admin token and return its secret, else None."""

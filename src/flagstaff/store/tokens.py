@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from flagstaff.errors import Invalid, NotFound
-from flagstaff.store import audit
+from flagstaff.store import audit, changelog
 from flagstaff.store.db import now
 from flagstaff.store.records import TokenRecord
 from flagstaff.store.schema import environments, tokens
@@ -164,6 +164,10 @@ def revoke(conn: sa.Connection, *, token_id: str, actor: str) -> TokenRecord:
             }
         ],
     )
+    # Through the change log, in this transaction, so every replica's change feed ends the
+    # key's open streams (docs/streaming.md, "How a stream ends").  Never the secret or its hash.
+    changelog.append(conn, type="token_revoked", kind="token", key=token_id,
+                     data={"kind": record.kind, "environment": record.environment})
     return record
 
 
@@ -205,3 +209,20 @@ def touch(conn: sa.Connection, *, token_id: str) -> None:
         )
         .values(last_used_at=moment)
     )
+
+
+def live_sdk_keys(conn: sa.Connection, *, hashes: list[str]) -> dict[str, TokenRecord]:
+    """The live SDK keys among ``hashes`` (SHA-256 hex of their secrets), by hash.
+
+    Management tokens are never answered here: a relay asks about SDK keys only.
+    """
+    if not hashes:
+        return {}
+    rows = conn.execute(
+        sa.select(tokens).where(
+            tokens.c.secret_hash.in_(hashes),
+            tokens.c.revoked_at.is_(None),
+            tokens.c.kind.in_(("sdk-server", "sdk-client")),
+        )
+    )
+    return {row.secret_hash: _record(row) for row in rows}

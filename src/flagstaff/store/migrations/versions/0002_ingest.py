@@ -1,4 +1,4 @@
-"""Exposures, metric events, evaluation counts and the ingestion batch ledger (issue 6).
+"""Exposures, metric events, evaluation counts and the ingestion batch ledger.
 
 Revision ID: 0002
 Revises: 0001
