@@ -207,6 +207,8 @@ def test_keepalives_retry_hint_and_proxy_headers(tmp_path: Path) -> None:
                 assert response.headers["content-type"].startswith("text/event-stream")
                 assert response.headers["cache-control"] == "no-cache"
                 assert response.headers["x-accel-buffering"] == "no"
+                # The interval in force (FAST: 0.5 s), so clients bound the silence they accept.
+                assert response.headers["flagstaff-keepalive-seconds"] == "0.5"
                 assert "content-encoding" not in response.headers
                 assert "content-length" not in response.headers
                 lines: list[str] = []

@@ -1,7 +1,7 @@
 """A ``/stream`` client that goes away is noticed at once, without a task per connection.
 
 The SSE writer drives the server's ``receive()`` by hand from its futures' callbacks (see
-``stream._SseWriter.watch_disconnect``); these tests pin down that it behaves as the task it
+``realtime.sse._SseWriter.watch_disconnect``); these tests pin down that it behaves as the task it
 replaced did, in-process with fake ``receive`` callables and against a real server.
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 from starlette.types import Message
 
-from flagstaff.server.changefeed import Subscriber
+from flagstaff.realtime import Subscriber
+from flagstaff.realtime.sse import _SseWriter
 from flagstaff.server.metrics import Metrics
-from flagstaff.server.stream import _SseWriter
 from tests.server.test_stream_harness import Api, running_server
 from tests.serverprocess import ServerProcess
 
@@ -203,7 +203,7 @@ def test_only_uvicorns_receive_is_stepped_by_hand() -> None:
     from uvicorn.protocols.http.h11_impl import RequestResponseCycle as H11Cycle
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle as HttptoolsCycle
 
-    from flagstaff.server.stream import _drivable_by_hand
+    from flagstaff.realtime.sse import _drivable_by_hand
 
     for cycle in (HttptoolsCycle, H11Cycle):
         instance = cycle.__new__(cycle)
@@ -217,7 +217,7 @@ def test_only_uvicorns_receive_is_stepped_by_hand() -> None:
 
 
 def test_the_task_watcher_for_other_servers_closes_the_subscriber_on_disconnect() -> None:
-    from flagstaff.server.stream import _watch_disconnect
+    from flagstaff.realtime.sse import _watch_disconnect
 
     async def scenario() -> None:
         receive = FakeReceive(body_messages=1)

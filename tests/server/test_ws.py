@@ -97,3 +97,31 @@ def test_websocket_closes_with_1001_at_maximum_age(tmp_path: Path) -> None:
                 assert info.value.rcvd is not None and info.value.rcvd.code == 1001
 
         asyncio.run(scenario())
+
+
+def test_websocket_handshake_of_a_rate_limited_address_is_429_with_retry_after(
+    tmp_path: Path,
+) -> None:
+    # A 403 would tell clients to stop for good; the limit is temporary and says until when.
+    with running_server(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path,
+                        FLAGSTAFF_MAX_AUTH_FAILURES="3",
+                        FLAGSTAFF_AUTH_FAILURE_WINDOW_SECONDS="30") as server, Api(server) as api:
+        key = api.sdk_key()
+
+        async def scenario() -> None:
+            for _ in range(3):
+                with pytest.raises(InvalidStatus) as info:
+                    async with connect(ws_url(server),
+                                       additional_headers=bearer("fss_wrong_guess_000000")):
+                        pass
+                assert info.value.response.status_code == 401
+            with pytest.raises(InvalidStatus) as info:
+                async with connect(ws_url(server), additional_headers=bearer(key)):
+                    pass
+            response = info.value.response
+            assert response.status_code == 429
+            assert 1 <= int(response.headers["Retry-After"]) <= 30
+            body = json.loads(response.body or b"{}")
+            assert body["error"]["code"] == "rate_limited"
+
+        asyncio.run(scenario())
