@@ -2,7 +2,9 @@
 
 It keeps a snapshot and an event log, serves ``/sdk/flags`` with ETag/304 and ``/stream`` with
 ``put``, catch-up by ``Last-Event-ID`` and live events, and can be told to refuse requests
-(401, 429 with Retry-After, 503) or to drop every open stream.
+(401, 429 with Retry-After, 503) or to drop every open stream.  ``announce_keepalive`` sends
+the ``Flagstaff-Keepalive-Seconds`` header the real server sends; ``silent`` makes streams go
+quiet after their first write (no events, no keepalives: a dead connection that stays open).
 """
 
 from __future__ import annotations
@@ -62,9 +64,16 @@ class FakeServer:
         self.open_streams = 0
         self.closing = False
         self.raw_stream_prefix = b""
+        self.announce_keepalive = False
+        self.silent = False
+        # Cleared by a test that must look at a client before any stream answers it.
+        self.streams_open = threading.Event()
+        self.streams_open.set()
         # Ingestion (contract §9): batches accepted per path, counted once per batch id.
         self.ingested: dict[str, list[dict[str, Any]]] = {}
         self.posts: list[tuple[str, str]] = []  # (path, batch_id) of every POST, retries included
+        self.reports: list[dict[str, Any]] = []  # every fleet report, in arrival order
+        self.report_headers: list[dict[str, str]] = []  # fleet headers seen on other requests
         self.fail_posts: list[int] = []  # statuses to answer the next POSTs with, in order
         for flag in flags or []:
             self.state.flags[flag["key"]] = flag
@@ -144,6 +153,8 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 self._json(status, {"error": {"code": "x", "message": "refused"}}, headers)
                 return
             if path == "/sdk/flags":
+                with server.cond:
+                    self._note_report_headers()
                 self._flags()
             elif path == "/stream":
                 self._stream()
@@ -156,7 +167,17 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {KEY}":
                 self._json(401, {"error": {"code": "unauthorized", "message": "bad key"}})
                 return
+            if path in server.refuse:
+                status, headers = server.refuse[path]
+                self._json(status, {"error": {"code": "x", "message": "refused"}}, headers)
+                return
             with server.cond:
+                self._note_report_headers()
+                if path == "/fleet/reports":
+                    server.reports.extend(body["reports"])
+                    server.cond.notify_all()
+                    self._json(202, {"accepted": len(body["reports"])})
+                    return
                 server.posts.append((path, body["batch_id"]))
                 status = server.fail_posts.pop(0) if server.fail_posts else 202
                 if status != 202:
@@ -169,6 +190,13 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                     server.ingested.setdefault(path, []).append(body)
             self._json(202, {"accepted": len(body.get("events") or body.get("counts") or []),
                              "duplicate": duplicate})
+
+        def _note_report_headers(self) -> None:
+            if self.headers.get("Flagstaff-Instance"):
+                server.report_headers.append({
+                    "path": self.path, "instance": self.headers["Flagstaff-Instance"],
+                    "version": self.headers.get("Flagstaff-Version", ""),
+                })
 
         def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(body).encode()
@@ -191,9 +219,12 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             self._json(200, snap, {"ETag": etag})
 
         def _stream(self) -> None:
+            server.streams_open.wait(10)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
+            if server.announce_keepalive:
+                self.send_header("Flagstaff-Keepalive-Seconds", f"{server.keepalive:g}")
             self.end_headers()
             self.close_connection = True
             last = self.headers.get("Last-Event-ID")
@@ -212,6 +243,11 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             try:
                 self.wfile.write(server.raw_stream_prefix + b"retry: 1000\n" + out)
                 self.wfile.flush()
+                if server.silent:
+                    with server.cond:
+                        server.cond.wait_for(
+                            lambda: server.closing or server.stream_epoch != epoch)
+                    return
                 while True:
                     with server.cond:
                         server.cond.wait_for(

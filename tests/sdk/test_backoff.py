@@ -55,3 +55,12 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after(later, now=now.timestamp()) == 30.0
     past = format_datetime(now - timedelta(seconds=30), usegmt=True)
     assert parse_retry_after(past, now=now.timestamp()) == 0.0
+
+
+def test_retry_after_seconds_are_ascii_digits() -> None:
+    from flagstaff.sdk.backoff import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("1.5") == 1.5
+    for value in ["\u0667", "\uff17", "²", "-3", "inf", "nan"]:
+        assert parse_retry_after(value) is None, value

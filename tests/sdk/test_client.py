@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import time
 
 import pytest
 
@@ -148,6 +149,7 @@ def test_staleness_is_reported_once_and_clears(server: FakeServer, caplog: pytes
     with Client(server.url, sdk_key=KEY, options=options) as client:
         client.on_status(lambda status, message: statuses.append(status))
         assert client.wait_until_ready(timeout=5)
+        assert eventually(lambda: server.open_streams == 1)  # not still connecting at the drop
         server.refuse["/stream"] = (503, {})
         server.refuse["/sdk/flags"] = (503, {})
         server.drop_streams()
@@ -182,3 +184,31 @@ def test_unknown_event_types_are_skipped_but_their_id_is_remembered(server: Fake
         server.publish("something_new", "x", {"key": "x"})
         assert eventually(lambda: client.version == 1)
         assert client.bool("new-checkout", {}, default=False) is True
+
+
+def test_a_silent_stream_is_stale_within_its_keepalive_bound_and_recovers(
+    server: FakeServer,
+) -> None:
+    # The server announces a 0.2 s keepalive: 0.5 s without a byte is a dead connection, not
+    # the fixed 40 s it used to take; STALE is reported then, and READY once data flows again.
+    server.announce_keepalive = True
+    server.silent = True
+    statuses: list[tuple[ClientStatus, float]] = []
+    options = dataclasses.replace(FAST, read_timeout=None, stale_after=3600)
+    with Client(server.url, sdk_key=KEY, options=options) as client:
+        client.on_status(lambda status, _: statuses.append((status, time.monotonic())))
+        assert client.wait_until_ready(timeout=5)
+        started = time.monotonic()
+        assert eventually(lambda: any(s is ClientStatus.STALE for s, _ in statuses), timeout=10)
+        stale_at = next(t for s, t in statuses if s is ClientStatus.STALE)
+        assert stale_at - started < 5.0  # 2.5 x 0.2 s plus scheduling on a loaded machine
+        # It reconnected at once, without a backoff step: the new connection's snapshot made
+        # the data fresh again (and that connection went silent in turn).
+        assert eventually(lambda: server.count("/stream") >= 2, timeout=5)
+        assert eventually(lambda: any(s is ClientStatus.READY and t > stale_at
+                                      for s, t in statuses), timeout=5)
+        server.silent = False
+        server.drop_streams()
+        assert eventually(lambda: statuses[-1][0] is ClientStatus.READY, timeout=10)
+        server.set_flag(bool_flag("new-checkout", False, version=2))
+        assert eventually(lambda: client.bool("new-checkout", True) is False, timeout=5)

@@ -44,8 +44,11 @@ def test_detail_and_typed_calls_match_the_engine(key: str) -> None:
         typed: dict[FlagType, Callable[..., Any]] = {FlagType.BOOLEAN: client.bool, FlagType.STRING: client.string,
                  FlagType.NUMBER: client.number, FlagType.JSON: client.json}
         for ctx in CONTEXTS:
+            # No default, no expected type: the flag's value whatever its type.
+            assert client.detail(key, ctx) == snap.evaluate(key, ctx or {}, None)
             for kind in TYPES:
-                want = snap.evaluate(key, ctx or {}, "dflt", expected_type=kind)
+                # Without expected_type, the default "dflt" asks for a string flag.
+                want = snap.evaluate(key, ctx or {}, "dflt", expected_type=kind or FlagType.STRING)
                 got = client.detail(key, ctx, "dflt", expected_type=kind)
                 assert got == want, (key, ctx, kind)
                 if kind is not None:
@@ -61,8 +64,8 @@ def test_an_exception_in_a_flag_function_goes_through_the_engine_error_path() ->
     snap._table["rules"] = (FlagType.BOOLEAN, explode)  # a bug inside a compiled flag
     count: list[Any] = []
     evaluators = build(snap, stale=False, count=count.append, expose=None, expose_all=False)
-    detail = evaluators.detail("rules", {"key": "u"}, "d")
-    assert detail.value == "d" and detail.error_code is ErrorCode.GENERAL
+    detail = evaluators.detail("rules", {"key": "u"}, False)
+    assert detail.value is False and detail.error_code is ErrorCode.GENERAL
     assert "boom" in (detail.error_message or "")
     assert evaluators.bool("rules", {"key": "u"}, True) is True
     assert len(count) == 2
@@ -90,3 +93,15 @@ def test_client_functions_follow_snapshot_and_stale_changes() -> None:
         assert client.detail("off").reason is Reason.STALE
         client._state.stale = False
         assert client.detail("off").reason is Reason.DISABLED
+
+
+def test_detail_checks_the_flag_type_against_the_default_like_the_typed_calls() -> None:
+    snap = compile_snapshot(RAW)
+    evaluators = build(snap, stale=False, count=lambda d: None, expose=None, expose_all=False)
+    for default in ("d", 3, 2.5, {}, []):
+        typed = evaluators.detail("on", {"key": "u"}, default)  # "on" is a boolean flag
+        assert (typed.value, typed.error_code) == (default, ErrorCode.TYPE_MISMATCH), default
+    assert evaluators.detail("on", {"key": "u"}, False).error_code is None
+    assert evaluators.detail("on", {"key": "u"}).error_code is None  # None: no type asked for
+    explicit = evaluators.detail("on", {"key": "u"}, None, expected_type=FlagType.STRING)
+    assert explicit.error_code is ErrorCode.TYPE_MISMATCH

@@ -23,22 +23,28 @@ def test_forked_child_restarts_sync_and_receives_updates(server: FakeServer) -> 
             try:
                 os.close(read_end)
                 before = client.bool("new-checkout", {}, default=False)
+                os.write(write_end, f"{before},".encode())  # read before the parent changes it
                 changed = eventually(lambda: client.bool("new-checkout", {}, default=True) is False,
                                      timeout=10)
-                os.write(write_end, f"{before},{changed}".encode())
+                os.write(write_end, f"{changed},{client.instance}".encode())
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_end)
         # The child opens its own stream (the parent's connection is not shared by it).
         assert eventually(lambda: server.open_streams == 2, timeout=10)
-        server.set_flag(bool_flag("new-checkout", False, version=2))
-        with os.fdopen(read_end) as pipe:
-            report = pipe.read()
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            first = pipe.read(5)  # "True," once the child has read the flag's old value
+            server.set_flag(bool_flag("new-checkout", False, version=2))
+            report = (first + pipe.read()).decode()
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
-        assert report == "True,True"
+        before, changed, child_instance = report.split(",")
+        assert (before, changed) == ("True", "True")
         assert eventually(lambda: client.bool("new-checkout", {}, default=True) is False)
+        # The child is a fleet instance of its own, and reported as one.
+        assert child_instance not in (client.instance, "None")
+        assert eventually(lambda: any(r["instance"] == child_instance for r in server.reports))
 
 
 def test_wait_until_ready_async(server: FakeServer, unused_port: int) -> None:

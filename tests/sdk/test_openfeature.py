@@ -86,6 +86,9 @@ def test_stale_and_recovery_events(
     provider = FlagstaffProvider(base_url=server.url, sdk_key=KEY, options=options)
     api.set_provider(provider)
     assert eventually(lambda: api.get_client().get_provider_status() is ProviderStatus.READY)
+    # Ready comes from the first fetch; the stream may still be connecting.  A stream that
+    # connects after the drop below would stay open and keep the provider fresh.
+    assert eventually(lambda: server.open_streams == 1)
     server.refuse["/stream"] = (503, {})
     server.refuse["/sdk/flags"] = (503, {})
     server.drop_streams()

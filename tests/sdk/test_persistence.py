@@ -39,8 +39,10 @@ def test_cached_version_resumes_the_stream_with_last_event_id(
     server.set_flag(bool_flag("a", True))
     write_snapshot(cache, server.snapshot())
     server.set_flag(bool_flag("a", False, version=2))
+    server.streams_open.clear()  # the stream answers only after the cached value was read
     with Client(server.url, sdk_key=KEY, cache_path=cache, options=FAST) as client:
         assert client.bool("a", {}, default=False) is True  # from the cache at once
+        server.streams_open.set()
         assert eventually(lambda: client.bool("a", {}, default=True) is False)
     streams = [s for s in server.seen if s.path == "/stream"]
     assert streams[0].headers["Last-Event-ID"] == "1"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flagstaff.sdk import Client
+from flagstaff.sdk import Client, ClientStatus
 from tests.sdk.conftest import FAST, eventually
 from tests.serverprocess import ServerProcess
 
@@ -140,3 +140,78 @@ def test_exposures_counts_and_track_reach_the_real_server_once(real_server: Real
     by_variant = {v["variant"]: v for v in report["variants"]}
     assert sum(v["unique_users"] for v in by_variant.values()) == 21
     assert report["total"]["evaluations"] == 21
+
+
+def test_an_address_over_the_auth_failure_limit_is_waited_out_not_given_up(
+    tmp_path: Path,
+) -> None:
+    """A 429 with Retry-After (here: other clients on this address guessed keys) is temporary:
+    the SDK neither reports an error nor stops, and syncs once the window has passed."""
+    window = 4.0
+    server = RealServer(
+        "sqlite:///" + str(tmp_path / "limit.db"), tmp_path / "server.log", admin_token=ADMIN,
+        env={"FLAGSTAFF_DEMO": "true", "FLAGSTAFF_MAX_AUTH_FAILURES": "3",
+             "FLAGSTAFF_AUTH_FAILURE_WINDOW_SECONDS": str(window)},
+    )
+    server.start()
+    try:
+        key = server.sdk_key()
+        for _ in range(3):
+            guess = httpx.get(f"{server.url}/stream",
+                              headers={"Authorization": "Bearer fss_guess_0000000000"})
+            assert guess.status_code == 401
+        assert httpx.get(f"{server.url}/sdk/flags",
+                         headers={"Authorization": f"Bearer {key}"}).status_code == 429
+        statuses: list[object] = []
+        client = Client(server.url, sdk_key=key, options=dataclasses.replace(FAST, backoff_cap=0.5))
+        client.on_status(lambda status, message: statuses.append(status))
+        try:
+            assert client.wait_until_ready(timeout=window + 20)
+            assert client.error is None
+            assert _state(client)["flags"] == server.snapshot(key)["flags"]
+            assert ClientStatus.ERROR not in statuses
+        finally:
+            client.close()
+    finally:
+        server.stop()
+
+
+def test_after_a_restart_the_stream_is_back_within_a_probe_interval(tmp_path: Path) -> None:
+    """A SIGTERM restart: however long the backoff step (here up to 120 s), the client probes
+    ``/health`` and streams again about one probe interval after the server is back."""
+    import time
+
+    server = RealServer("sqlite:///" + str(tmp_path / "restart.db"), tmp_path / "server.log",
+                        admin_token=ADMIN, env={"FLAGSTAFF_DEMO": "true"})
+    server.start()
+    try:
+        key = server.sdk_key()
+        options = dataclasses.replace(FAST, backoff_base=120, backoff_cap=120, probe_interval=0.5,
+                                      read_timeout=None, poll_after=3600)
+        client = Client(server.url, sdk_key=key, options=options)
+        try:
+            assert client.wait_until_ready(timeout=10)
+            sync = client._sync
+            assert sync is not None
+            assert eventually(lambda: sync.streaming, timeout=10)
+            connects = sync.stream_connects
+            server.stop()
+            time.sleep(3)  # the outage
+            server.start()
+            back = time.monotonic()
+            assert eventually(lambda: sync.stream_connects > connects, timeout=60)
+            waited = time.monotonic() - back
+            # 0.5 s probes and up to 0.5 s of jitter; the rest is slack for a loaded machine.
+            assert waited < 6, waited
+            assert sync.probes >= 1
+            first = sorted(server.snapshot(key)["flags"])[0]
+            with server.api() as api:
+                api.patch(f"/flags/{first}/environments/production",
+                          json={"enabled": False}).raise_for_status()
+            want = server.snapshot(key)
+            assert eventually(lambda: _state(client) == {"version": want["version"],
+                                                         "flags": want["flags"]}, timeout=10)
+        finally:
+            client.close()
+    finally:
+        server.stop()

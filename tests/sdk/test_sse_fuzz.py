@@ -1,4 +1,4 @@
-"""Malformed and adversarial SSE input (issue 9 §2): the reader never crashes, memory stays
+"""Malformed and adversarial SSE input: the reader never crashes, memory stays
 bounded, and nothing that reaches the cache can corrupt it."""
 
 from __future__ import annotations

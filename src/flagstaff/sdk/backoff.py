@@ -11,6 +11,8 @@ import random
 import time
 from email.utils import parsedate_to_datetime
 
+from flagstaff.numerals import ascii_decimal
+
 
 class Backoff:
     """Delay sequence ``uniform(0, min(cap, base * 2**attempt))``.
@@ -60,10 +62,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = ascii_decimal(value)
+    if seconds is not None:
+        return seconds
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -76,14 +76,18 @@ class CacheWriter:
             self._dirty = True
             self._cond.notify()
 
-    def stop(self) -> None:
-        """Flush pending state and end the thread."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Write pending state and end the thread; waits at most ``timeout`` seconds."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        if self._thread is not None:
-            self._thread.join()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
             self._thread = None
+        return True
 
     def forget_thread(self) -> None:
         """After fork: the parent's thread does not exist in the child."""

@@ -16,10 +16,12 @@ client.wait_until_ready_async()``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import builtins
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 from flagstaff.engine import EvaluationDetail, FlagType, resolve_flag
 from flagstaff.sdk.cache import CacheWriter, read_snapshot
 from flagstaff.sdk.evaluators import build
+from flagstaff.sdk.fleet import FleetReporter
 from flagstaff.sdk.listeners import ChangeCallback, ClientStatus, Listeners, StatusCallback
 from flagstaff.sdk.options import SyncOptions
 from flagstaff.sdk.recorder import EventOptions, ExposureMode, Recorder, discard
@@ -37,6 +40,10 @@ from flagstaff.sdk.state import FlagState
 from flagstaff.sdk.sync import SyncThread
 
 log = logging.getLogger("flagstaff.sdk")
+
+# Seconds that close() and flush() wait at most: below the usual shutdown grace periods
+# (gunicorn 30 s, Kubernetes 30 s, uvicorn's default wait for lifespan shutdown).
+CLOSE_TIMEOUT = 5.0
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -63,7 +70,10 @@ class _DetailEval(Protocol):
     """Value, variant, reason, rule and error of one evaluation.
 
     Reason is ``STALE`` while the cache is out of contact with the server for longer than the
-    staleness limit (the value is still the cached flag's).
+    staleness limit (the value is still the cached flag's).  The flag's type is checked against
+    ``expected_type`` or, without it, the type of ``default`` (bool, str, int/float, dict/list):
+    a mismatch returns the default with ``TYPE_MISMATCH``, as ``bool()``/``string()``/... do.
+    A default of None checks no type.
     """
 
     def __call__(
@@ -105,6 +115,7 @@ class Client:
         self._listeners = Listeners()
         self._closed = False
         self._sync: SyncThread | None = None
+        self._fleet: FleetReporter | None = None
         self._cache: CacheWriter | None = None
         self._status = ClientStatus.NOT_READY
         self._status_message: str | None = None
@@ -146,6 +157,14 @@ class Client:
         if cache_path is not None:
             self._cache = CacheWriter(cache_path, self._state.raw, self._options.cache_write_interval)
             self._cache.start()
+        if self._options.report:
+            self._fleet = FleetReporter(
+                base_url=base_url, sdk_key=sdk_key, version=lambda: self._state.version,
+                interval=self._options.report_interval, jitter=self._options.report_jitter,
+            )
+            if self._recorder is not None and isinstance(self._recorder.sink, HttpSink):
+                self._recorder.sink.fleet = self._fleet
+            self._fleet.start()
         self._sync = SyncThread(
             base_url=base_url,
             sdk_key=sdk_key,
@@ -153,6 +172,7 @@ class Client:
             options=self._options,
             changed=self._on_changed,
             status=self._set_status,
+            fleet=self._fleet,
         )
         if self._state.ready:
             self._sync.ready.set()
@@ -160,9 +180,21 @@ class Client:
         self._sync.start()
 
     @classmethod
-    def offline(cls, path: str | os.PathLike[str], environment: str = "production") -> Client:
-        """A client that evaluates a local YAML/JSON flag file (tests, CI, air-gapped hosts)."""
-        return cls(offline_file=path, environment=environment)
+    def offline(
+        cls,
+        path: str | os.PathLike[str],
+        environment: str = "production",
+        *,
+        exposures: ExposureMode = "experiments",
+        event_sink: ExposureSink | None = None,
+    ) -> Client:
+        """A client that evaluates a local YAML/JSON flag file (tests, CI, air-gapped hosts).
+
+        It records nothing unless given an ``event_sink`` (e.g. a ``MemorySink`` in tests).
+        """
+        return cls(
+            offline_file=path, environment=environment, exposures=exposures, event_sink=event_sink
+        )
 
     def _load_offline(self, path: str | os.PathLike[str], environment: str) -> None:
         from flagstaff.flagfile import load_file
@@ -218,11 +250,19 @@ class Client:
             return
         recorder.track(metric, context, value)
 
-    def flush(self) -> None:
-        """Send queued exposures, metric events and evaluation counts now (blocking)."""
-        if self._recorder is not None:
-            self._recorder.flush(new_window=True)
-            self._recorder.flush_counts()
+    def flush(self, timeout: float = CLOSE_TIMEOUT) -> builtins.bool:
+        """Send queued exposures, metric events and evaluation counts now.
+
+        Waits at most ``timeout`` seconds and returns whether everything was delivered; what
+        is not delivered yet keeps being sent in the background.
+        """
+        if self._recorder is None:
+            return True
+        return self._recorder.flush_now(timeout)
+
+    async def aflush(self, timeout: float = CLOSE_TIMEOUT) -> builtins.bool:
+        """``flush`` for asyncio code: waits without blocking the event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
 
     @property
     def recorder(self) -> Recorder | None:
@@ -238,6 +278,16 @@ class Client:
         if snapshot is None:
             return {}
         return snapshot.evaluate_all(context or _EMPTY)
+
+    def client_side_details(self, context: Mapping[str, Any] | None = None) -> dict[str, EvaluationDetail]:
+        """Like :meth:`all_details`, for the flags marked ``client_side`` only: what a browser's
+        client-side key may see (:func:`flagstaff.sdk.browser.browser_bootstrap`)."""
+        snapshot = self._state.snapshot
+        if snapshot is None:
+            return {}
+        ctx = context or _EMPTY
+        return {key: snapshot.evaluate(key, ctx) for key in snapshot.flag_keys()
+                if _is_client_side(snapshot.flag(key))}
 
     # -- status ------------------------------------------------------------------------------
 
@@ -262,6 +312,11 @@ class Client:
     def version(self) -> int | None:
         """The change-event id the cache is at."""
         return self._state.version
+
+    @property
+    def instance(self) -> str | None:
+        """The random id this client reports to the fleet view under (None: not reporting)."""
+        return self._fleet.instance if self._fleet is not None else None
 
     def wait_until_ready(self, timeout: float | None = None) -> builtins.bool:
         """Block until flag data is loaded; False on timeout or on a fatal error (see ``error``)."""
@@ -320,23 +375,47 @@ class Client:
             self._recorder = None
             recorder.stop(final_flush=False)
             self._rebuild()
+        if status is ClientStatus.ERROR and self._fleet is not None:
+            self._fleet.stop(leave=False)
         self._listeners.notify_status(status, message)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the sync and cache threads and close connections; evaluation keeps working."""
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> builtins.bool:
+        """Stop syncing, send the queued analytics one last time and close connections.
+
+        Never takes longer than ``timeout`` seconds, whatever the server does: requests still
+        pending then are abandoned (their sockets shut down) and undelivered events dropped
+        with a warning.  Returns whether everything recorded was delivered (no batch was
+        dropped earlier either) and stopped in time.
+        Evaluation keeps working from the last data.
+        """
         if self._closed:
-            return
+            return True
+        deadline = time.monotonic() + max(0.0, timeout)
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._closed = True
+        done = True
         if self._sync is not None:
-            self._sync.stop()
-        if self._cache is not None:
-            self._cache.stop()
+            self._sync.stop(timeout=0)  # interrupt at once; joined below
         if self._recorder is not None:
-            self._recorder.stop()
+            done = self._recorder.stop(timeout=remaining()) and done
+        if self._sync is not None:
+            done = self._sync.stop(timeout=remaining()) and done
+        if self._cache is not None:
+            done = self._cache.stop(timeout=remaining()) and done
+        if self._fleet is not None:
+            done = self._fleet.stop(leave=True, timeout=remaining()) and done
         self._rebuild()  # evaluation keeps working, without recording into a stopped recorder
         _live_clients.discard(self)
+        return done
+
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT) -> builtins.bool:
+        """``close`` for asyncio code (e.g. a FastAPI lifespan): the event loop keeps running."""
+        return await asyncio.to_thread(self.close, timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -359,8 +438,19 @@ class Client:
         if self._cache is not None:
             self._cache.forget_thread()
             self._cache.start()
+        if self._fleet is not None:
+            _inherited_after_fork.extend(self._fleet.restart_after_fork())
         if self._sync is not None:
             _inherited_after_fork.extend(self._sync.restart_after_fork())
+
+    def _leave_fleet(self) -> None:
+        """At interpreter exit: tell the fleet view this instance is gone (bounded wait)."""
+        if self._fleet is not None and not self._closed:
+            self._fleet.stop(leave=True)
+
+
+def _is_client_side(resolved: Any) -> builtins.bool:
+    return isinstance(resolved, Mapping) and resolved.get("client_side") is True
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -376,5 +466,14 @@ def _restart_clients_in_child() -> None:
             log.exception("flagstaff: could not restart the client after fork")
 
 
+def _leave_fleet_at_exit() -> None:
+    for client in list(_live_clients):
+        try:
+            client._leave_fleet()
+        except Exception:
+            log.debug("flagstaff: could not report leaving at exit", exc_info=True)
+
+
 os.register_at_fork(after_in_child=_restart_clients_in_child)
+atexit.register(_leave_fleet_at_exit)
 

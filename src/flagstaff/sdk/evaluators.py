@@ -6,7 +6,7 @@ recording mode changes. Each closes over the snapshot's compiled table and the f
 call is: one dict lookup, a type check, the compiled flag's own function, the evaluation count
 (one ``list.append``) and an ``in_experiment`` check. That is the same number of frames as
 ``Snapshot.evaluate`` itself, which is how the SDK stays within 1.2x of the bare engine
-(issue 5) with recording on.
+with recording on.
 
 The fast path reads the engine's compiled table (``Snapshot.compiled_table()``: key ->
 (FlagType, fn(context, depth, table))), the engine's documented fast-call interface. Anything
@@ -121,13 +121,25 @@ def _typed_all(snapshot: Snapshot, flag_type: FlagType, fallback: Any, count: Co
     return typed
 
 
+# The flag type a default stands for: ``detail(key, ctx, False)`` checks the flag is boolean,
+# as ``bool(key, ctx, False)`` does, so it explains why the typed call returned the default.
+# A default of None (or of another type) checks nothing.
+DEFAULT_TYPES: dict[type, FlagType] = {
+    bool: FlagType.BOOLEAN, str: FlagType.STRING, int: FlagType.NUMBER,
+    float: FlagType.NUMBER, dict: FlagType.JSON, list: FlagType.JSON,
+}
+
+
 def _detail(snapshot: Snapshot, stale: bool, count: Count, expose: Expose,
             expose_all: bool) -> Callable[..., EvaluationDetail]:
     table = _table(snapshot)
     get, evaluate = table.get, snapshot.evaluate
+    default_type = DEFAULT_TYPES.get
 
     def detail(key: str, context: Mapping[str, Any] | None = None, default: Any = None, *,
                expected_type: FlagType | None = None) -> EvaluationDetail:
+        if expected_type is None:
+            expected_type = default_type(type(default))
         entry = get(key)
         if entry is not None and (expected_type is None or entry[0] is expected_type):
             try:

@@ -1,4 +1,4 @@
-"""Recording exposures, metric events and evaluation counts off the hot path (issue 6 §1, §4, §8).
+"""Recording exposures, metric events and evaluation counts off the hot path.
 
 What an evaluating thread does is kept to the minimum, because it runs on every flag check:
 
@@ -22,7 +22,9 @@ What an evaluating thread does is kept to the minimum, because it runs on every 
 - ``track`` events are rare and are built at once.
 
 One thread per client (``flagstaff-events``) flushes every ``flush_interval`` seconds, or as
-soon as ``flush_at`` exposures are waiting, and once more on ``close()``.
+soon as ``flush_at`` exposures are waiting, when ``flush_now`` asks, and once more when stopped.
+Everything that sends runs on that thread, so a caller of ``flush_now`` or ``stop`` only waits
+for it, and never longer than its timeout (docs/sdk.md, "Shutting down").
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class Recorder:
         self._init_runtime()
 
     def _init_runtime(self) -> None:
+        self._flush_requests: deque[_FlushRequest] = deque()
+        self._final_flush = True
+        self._stopped = False
         self._queue: deque[tuple[EvaluationDetail, Any, float]] = deque()
         self._queue_append = self._queue.append
         self._track: deque[dict[str, Any]] = deque()
@@ -116,6 +121,7 @@ class Recorder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.final_delivery = False
 
     # -- hot path ----------------------------------------------------------------------------
 
@@ -157,6 +163,12 @@ class Recorder:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._finish()
+
+    def _loop(self) -> None:
         opts = self.options
         now = time.monotonic()
         next_flush, next_drain = now + opts.flush_interval, now + opts.count_drain_interval
@@ -168,6 +180,9 @@ class Recorder:
                 return
             try:
                 now = time.monotonic()
+                if self._flush_requests:
+                    self._wake.clear()
+                    self._answer(self._take_requests(), self._flush_all())
                 if now >= next_drain:
                     self.drain_counts()
                     next_drain = now + opts.count_drain_interval
@@ -183,21 +198,94 @@ class Recorder:
             except Exception:  # a broken user sink must not stop the thread
                 log.exception("flagstaff: flushing analytics failed")
 
-    def stop(self, *, final_flush: bool = True) -> None:
+    def _finish(self) -> None:
+        """The thread's last duty: the final flush (unless refused), then close the sink."""
+        delivered = self._flush_all() if self._final_flush else True
+        self._answer(self._take_requests(), delivered)
+        # close() reports on everything recorded, not only the last flush: a batch dropped
+        # earlier (its retries ran out during an outage) was not delivered either.
+        dropped_earlier = isinstance(self.sink, HttpSink) and self.sink.failed > 0
+        self.final_delivery = delivered and not dropped_earlier
+        try:
+            self.sink.close()
+        except Exception:
+            log.exception("flagstaff: closing the analytics sink failed")
+
+    def _flush_all(self) -> bool:
+        """Send everything queued now; whether it was all delivered."""
+        failed_before = self.sink.failed if isinstance(self.sink, HttpSink) else 0
+        try:
+            self.flush(new_window=True)
+            self.flush_counts()
+        except Exception:
+            log.exception("flagstaff: flushing analytics failed")
+            return False
+        return not isinstance(self.sink, HttpSink) or self.sink.failed == failed_before
+
+    def _take_requests(self) -> list[_FlushRequest]:
+        taken = []
+        while self._flush_requests:
+            taken.append(self._flush_requests.popleft())
+        return taken
+
+    @staticmethod
+    def _answer(requests: list[_FlushRequest], delivered: bool) -> None:
+        for request in requests:
+            request.delivered = delivered
+            request.done.set()
+
+    def flush_now(self, timeout: float) -> bool:
+        """Have the event thread send everything queued; wait at most ``timeout`` seconds.
+
+        Returns whether all of it was delivered in time.  What is not delivered yet keeps
+        being sent in the background (with the sink's usual retries).
+        """
+        thread = self._thread
+        if thread is threading.current_thread():  # asked from a sink's send: do it here
+            return self._flush_all()
+        if thread is None or not thread.is_alive():
+            return not (self._queue or self._pending or self._track)
+        request = _FlushRequest()
+        self._flush_requests.append(request)
+        self._wake.set()
+        return request.done.wait(max(0.0, timeout)) and request.delivered
+
+    def stop(self, *, final_flush: bool = True, timeout: float | None = None) -> bool:
+        """End the event thread after a final flush (unless ``final_flush`` is False).
+
+        Waits at most ``timeout`` seconds (None: until done); an HTTP sink then gives up its
+        request in flight.  Returns whether everything was delivered in time.
+        """
+        if self._stopped:
+            return self.final_delivery
+        self._stopped = True
+        self._final_flush = final_flush
+        sink = self.sink if isinstance(self.sink, HttpSink) else None
+        if sink is not None:
+            if timeout is not None:
+                sink.deadline = time.monotonic() + timeout
+            if not final_flush:
+                sink.abort_retries()
         self._stop.set()
         self._wake.set()
-        if isinstance(self.sink, HttpSink) and not final_flush:
-            self.sink.abort_retries()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-        if final_flush:
-            try:
-                self.flush(new_window=True)
-                self.flush_counts()
-            except Exception:
-                log.exception("flagstaff: the final flush of analytics failed")
-        self.sink.close()
+        thread, self._thread = self._thread, None
+        if thread is None:  # never started: finish on a thread anyway, so the bound holds
+            thread = threading.Thread(target=self._finish, name="flagstaff-events", daemon=True)
+            thread.start()
+        if thread is threading.current_thread():
+            return False
+        thread.join(timeout)
+        if thread.is_alive():
+            if sink is not None:
+                sink.abort_retries()
+            log.warning("flagstaff: analytics were not delivered within %.1f s and were "
+                        "dropped (%d event(s) still queued)", timeout or 0.0, self.queued())
+            return False
+        return self.final_delivery
+
+    def queued(self) -> int:
+        """Exposures and metric events not yet handed to the sink (approximate)."""
+        return len(self._queue) + len(self._pending) + len(self._track)
 
     def restart_after_fork(self) -> list[object]:
         """In a forked child: drop the parent's queued data (the parent sends it) and restart."""
@@ -281,6 +369,16 @@ class Recorder:
         with self._lock:
             self.drain_counts()
             return {k: max(1, round(n)) for k, n in self._counts.items() if k[1] is not None}
+
+
+class _FlushRequest:
+    """A caller waiting for the event thread to flush."""
+
+    __slots__ = ("delivered", "done")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.delivered = False
 
 
 def _row_order(item: tuple[tuple[str, str], float]) -> tuple[str, str]:

@@ -21,11 +21,15 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 
 from flagstaff.sdk.backoff import Backoff, parse_retry_after
+from flagstaff.sdk.sockets import SocketTracker
+
+if TYPE_CHECKING:
+    from flagstaff.sdk.fleet import FleetReporter
 
 log = logging.getLogger("flagstaff.sdk")
 
@@ -97,6 +101,9 @@ class HttpSink:
     5xx, 429 and connection errors are retried with exponential backoff and full jitter, honouring
     ``Retry-After``, always with the same ``batch_id``: the server counts a batch id once, so a
     retry after a lost response cannot double count. 4xx other than 429 are not retried.
+    While ``deadline`` (a ``time.monotonic()`` instant, set by a bounded flush or close) is
+    set, no request outlives it and no retry is scheduled past it; :meth:`abort_retries` also
+    interrupts a request in flight.
     """
 
     def __init__(
@@ -115,19 +122,25 @@ class HttpSink:
         self.attempts = max(1, attempts)
         self._backoff_base, self._backoff_cap = backoff_base, backoff_cap
         self._stop = threading.Event()
+        self._sockets = SocketTracker()
         self._http = self._new_client()
+        self.deadline: float | None = None
         self.sent = 0
         self.failed = 0
+        # Set by the Client: batches then also carry its fleet report (flagstaff.sdk.fleet).
+        self.fleet: FleetReporter | None = None
 
     def _new_client(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.base_url, timeout=self._timeout,
             headers={"Authorization": f"Bearer {self._sdk_key}",
                      "User-Agent": "flagstaff-python-sdk"},
+            event_hooks={"request": [self._sockets.attach]},
         )
 
     def restart_after_fork(self) -> object:
         """In a forked child: a fresh connection pool; returns the inherited one (not closed)."""
+        self._sockets = SocketTracker()
         inherited, self._http = self._http, self._new_client()
         self._stop = threading.Event()
         return inherited
@@ -135,13 +148,23 @@ class HttpSink:
     def send(self, kind: str, batch: Mapping[str, Any]) -> None:
         # One delay sequence per batch; a batch never "reconnects", so it never resets.
         backoff = Backoff(base=self._backoff_base, cap=self._backoff_cap, healthy_after=math.inf)
+        tried = 0
         for attempt in range(1, self.attempts + 1):
             retry_after: float | None = None
+            timeout = self._remaining(self._timeout)
+            if timeout <= 0 or self._stop.is_set():
+                break
+            tried = attempt
             try:
-                response = self._http.post(f"/{kind}", json=batch)
+                fleet = self.fleet
+                headers = fleet.headers() if fleet is not None else {}
+                response = self._http.post(f"/{kind}", json=batch, headers=headers,
+                                           timeout=timeout)
                 status = response.status_code
                 if status < 300:
                     self.sent += 1
+                    if fleet is not None:
+                        fleet.carried(headers)
                     return
                 if status != 429 and status < 500:
                     self.failed += 1
@@ -155,17 +178,24 @@ class HttpSink:
             if attempt == self.attempts or self._stop.is_set():
                 break
             wait = max(backoff.next_delay(), retry_after or 0.0)
+            if self._remaining(wait) < wait:
+                break  # the retry would start after the deadline
             log.debug("flagstaff: %s batch failed (%s); retry %d in %.2f s", kind, problem,
                       attempt, wait)
             if self._stop.wait(wait):
                 break
         self.failed += 1
-        log.warning("flagstaff: dropping a %s batch of %d after %d attempts", kind,
-                    len(batch.get("events") or batch.get("counts") or ()), self.attempts)
+        log.warning("flagstaff: dropping a %s batch of %d after %d attempt(s)", kind,
+                    len(batch.get("events") or batch.get("counts") or ()), tried)
+
+    def _remaining(self, wanted: float) -> float:
+        deadline = self.deadline
+        return wanted if deadline is None else min(wanted, deadline - time.monotonic())
 
     def abort_retries(self) -> None:
-        """Make a retry loop in progress give up at its next wait (used by close())."""
+        """Give up now: a request in flight fails and no retry follows (used by close())."""
         self._stop.set()
+        self._sockets.interrupt()
 
     def close(self) -> None:
         self._http.close()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flagstaff.engine import Snapshot, compile_snapshot, resolve_flag
+from flagstaff.numerals import ascii_int
 from flagstaff.sdk.stream import Change
 
 
@@ -20,10 +21,9 @@ def event_number(event_id: str | int | None) -> int | None:
     """Event ids are monotonic integers; anything else is not comparable."""
     if event_id is None:
         return None
-    try:
-        return int(str(event_id).strip().strip('"').removeprefix("W/").strip('"'))
-    except ValueError:
-        return None
+    if isinstance(event_id, int):
+        return event_id
+    return ascii_int(event_id.strip().strip('"').removeprefix("W/").strip('"'))
 
 
 class FlagState:

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent
 
+from flagstaff.numerals import ascii_int
+
 
 class BadEvent(ValueError):
     """An event whose payload cannot be understood; the client resynchronises from scratch."""
@@ -102,8 +104,8 @@ class SSEParser:
             self._event = value
         elif name == "id" and "\0" not in value:  # the standard: an id with NUL is ignored
             self._last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry = int(value)
+        elif name == "retry" and (millis := ascii_int(value, max_digits=9)) is not None:
+            self.retry = millis
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:

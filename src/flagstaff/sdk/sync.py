@@ -3,9 +3,14 @@
 Order of business: fetch ``GET /sdk/flags`` once (unless a cache file already gave us a
 version), then hold ``GET /stream`` open, sending ``Last-Event-ID`` so a reconnect receives
 exactly the missed events. A dropped stream is retried with exponential backoff and full
-jitter; once it has been down for ``poll_after`` seconds the thread also polls ``/sdk/flags``
-with ``If-None-Match`` every ``poll_interval`` until the stream is back. 401/403 stop the thread
-for good (retrying a revoked key only adds load); 429 and 5xx honour ``Retry-After``.
+jitter; while a backoff step after a dropped stream or a failure to reach the server runs,
+``/health`` is probed every ``probe_interval`` so that the stream is back within about that long once the server
+answers again, however long the step had grown.  Once the stream has been down for ``poll_after`` seconds the thread also polls
+``/sdk/flags`` with ``If-None-Match`` every ``poll_interval`` until the stream is back.  A stream
+silent for 2.5 of the server's keepalive intervals is broken: ``STALE`` is reported at once and
+the stream reconnected without a backoff step.  401/403 stop the thread for good (retrying a
+revoked key only adds load); 429 and 5xx honour ``Retry-After``, and are not cut short by a
+probe: probing follows only dropped streams and failures to reach the server at all.
 
 The thread is the only writer of the cache; see :mod:`flagstaff.sdk.state`.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
 import threading
 import time
@@ -25,9 +31,12 @@ import httpx
 from httpx_sse import SSEError
 
 from flagstaff.engine.errors import DefinitionError
+from flagstaff.numerals import ascii_decimal
 from flagstaff.sdk.backoff import Backoff, parse_retry_after
+from flagstaff.sdk.fleet import FleetReporter
 from flagstaff.sdk.listeners import ClientStatus
 from flagstaff.sdk.options import SyncOptions
+from flagstaff.sdk.sockets import SocketTracker
 from flagstaff.sdk.state import FlagState, event_number
 from flagstaff.sdk.stream import BadEvent, Change, decode_event, read_events
 
@@ -36,10 +45,16 @@ log = logging.getLogger("flagstaff.sdk")
 USER_AGENT = "flagstaff-python-sdk"
 
 
+# The stream response header naming the server's keepalive interval (docs/streaming.md).
+KEEPALIVE_HEADER = "flagstaff-keepalive-seconds"
+
+
 @dataclass(slots=True)
 class _Outcome:
     connected: bool = False
     retry_after: float | None = None
+    silent: bool = False  # no byte for the silence limit: broken, not merely quiet
+    unreachable: bool = False  # no HTTP answer at all (refused, reset, DNS): worth probing
 
 
 class SyncThread:
@@ -54,6 +69,7 @@ class SyncThread:
         options: SyncOptions,
         changed: Callable[[set[str]], None],
         status: Callable[[ClientStatus, str | None], None],
+        fleet: FleetReporter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._sdk_key = sdk_key
@@ -61,6 +77,7 @@ class SyncThread:
         self._options = options
         self._changed = changed
         self._status = status
+        self._fleet = fleet
         self.ready = threading.Event()
         self.fatal: str | None = None
         self.streaming = False
@@ -69,33 +86,48 @@ class SyncThread:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._http: httpx.Client | None = None
+        self._sockets = SocketTracker()
         self._response: httpx.Response | None = None
         self._backoff = Backoff(
             base=options.backoff_base, cap=options.backoff_cap, healthy_after=options.healthy_after
         )
         self._last_ok = time.monotonic()
         self._resync = False
+        self._announced_keepalive: float | None = None
+        self._jitter = random.Random()
+        self.probes = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._stop = threading.Event()
+        self._sockets = SocketTracker()
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {self._sdk_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(
-                self._options.read_timeout, connect=self._options.connect_timeout
+                self._options.silence_limit(), connect=self._options.connect_timeout
             ),
+            event_hooks={"request": [self._sockets.attach]},
         )
         self._thread = threading.Thread(target=self._run, name="flagstaff-sync", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """End the thread: pending requests fail at once; waits at most ``timeout`` seconds.
+
+        Returns whether the thread has ended (it is a daemon and ends on its own otherwise).
+        """
         self._stop.set()
         self._interrupt_stream()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        self._sockets.interrupt()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
         self._thread = None
+        return True
 
     def restart_after_fork(self) -> list[object]:
         """In a forked child: forget the parent's thread and connection, start afresh.
@@ -141,13 +173,17 @@ class SyncThread:
         due = self._last_ok + self._options.stale_after
         if self.streaming or self._state.stale or now < due:
             return due if not self._state.stale else float("inf")
-        self._state.stale = True
-        log.warning(
-            "flagstaff: no contact with %s for %.0f s; serving cached flags marked STALE",
-            self.base_url, now - self._last_ok,
+        self._report_stale(
+            f"no contact with {self.base_url} for {now - self._last_ok:.0f} s", "flag data may be out of date"
         )
-        self._status(ClientStatus.STALE, "flag data may be out of date")
         return float("inf")
+
+    def _report_stale(self, why: str, message: str) -> None:
+        if self._state.stale:
+            return
+        self._state.stale = True
+        log.warning("flagstaff: %s; serving cached flags marked STALE", why)
+        self._status(ClientStatus.STALE, message)
 
     def _fail(self, message: str) -> None:
         self.fatal = message
@@ -173,6 +209,7 @@ class SyncThread:
         self._last_ok = now
         next_stream = now if opts.stream else float("inf")
         next_poll = now + opts.poll_after if opts.stream else now
+        next_probe = float("inf")
         if self._state.version is None and opts.stream:
             self._poll()
         while not self._stop.is_set():
@@ -184,18 +221,50 @@ class SyncThread:
                 now = time.monotonic()
                 if outcome.connected:
                     next_poll = now + opts.poll_after
-                delay = self._backoff.next_delay()
+                # A silent stream already waited out its silence limit: reconnect now.
+                delay = 0.0 if outcome.silent else self._backoff.next_delay()
                 if outcome.retry_after is not None:
                     delay = max(delay, outcome.retry_after)
                 next_stream = now + delay
+                # After a stream ended (a restart closes them) or the server could not be
+                # reached; one that answers with an error (a 503 while its database is down, a
+                # 429 with Retry-After) is left to the backoff it asked for.
+                probing = opts.probe_interval > 0 and (outcome.unreachable or outcome.connected)
+                next_probe = now + opts.probe_interval if probing else float("inf")
+            if next_probe <= now:
+                next_probe = float("inf")
+                if next_stream - now > opts.probe_interval:
+                    if self._server_answers():
+                        # Spread the reconnects of many clients over one probe interval.
+                        soon = time.monotonic() + self._jitter.uniform(0.0, opts.probe_interval)
+                        next_stream = min(next_stream, soon)
+                    else:
+                        next_probe = time.monotonic() + opts.probe_interval
+                if self._stop.is_set():
+                    return
             if now >= next_poll:
                 retry_after = self._poll()
                 if self._stop.is_set():
                     return
                 next_poll = time.monotonic() + max(opts.poll_interval, retry_after or 0.0)
             stale_due = self._check_stale(time.monotonic())
-            wake = min(next_stream, next_poll, stale_due)
+            wake = min(next_stream, next_poll, stale_due, next_probe)
             self._stop.wait(max(0.0, wake - time.monotonic()))
+
+    def _server_answers(self) -> bool:
+        """One cheap ``GET /health``: is the server back (an answer below 500)?"""
+        assert self._http is not None
+        self.probes += 1
+        opts = self._options
+        try:
+            response = self._http.get("/health", timeout=httpx.Timeout(
+                opts.connect_timeout, connect=opts.connect_timeout))
+        except httpx.HTTPError:
+            return False
+        back = response.status_code < 500
+        if back:
+            log.debug("flagstaff: %s answers again; reconnecting the stream", self.base_url)
+        return back
 
     # -- stream ------------------------------------------------------------------------------
 
@@ -205,11 +274,15 @@ class SyncThread:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
         if self._state.version is not None and not self._resync:
             headers["Last-Event-ID"] = str(self._state.version)
+        opts = self._options
+        limit = opts.silence_limit(self._announced_keepalive)
+        timeout = httpx.Timeout(limit, connect=opts.connect_timeout)
         try:
-            with self._http.stream("GET", "/stream", headers=headers) as response:
+            with self._http.stream("GET", "/stream", headers=headers, timeout=timeout) as response:
                 if response.status_code != 200:
                     outcome.retry_after = self._refused(response, "/stream")
                     return outcome
+                self._learn_keepalive(response)
                 self._response = response
                 if self._stop.is_set():  # stop() ran before it could see this response
                     return outcome
@@ -229,13 +302,26 @@ class SyncThread:
                     if event.event == "environment_deleted":
                         self._fail("the SDK key's environment was deleted on the server")
                         break
+                    before = self._state.version
                     change = decode_event(event)
                     if change is not None:
                         self._apply(change)
                     else:  # unknown types are skipped but their id still counts as seen
                         self._state.advance(event.id)
+                    if self._fleet is not None and self._state.version != before:
+                        self._fleet.applied()
+        except httpx.ReadTimeout:
+            outcome.silent = not self._stop.is_set()
+            if outcome.silent:
+                limit = opts.silence_limit(self._announced_keepalive)
+                self._report_stale(
+                    f"the stream from {self.base_url} sent nothing for {limit:g} s "
+                    "(not even a keepalive); reconnecting", "the stream went silent")
         except (httpx.HTTPError, SSEError, OSError) as exc:
-            level = logging.WARNING if outcome.connected else logging.DEBUG
+            outcome.unreachable = isinstance(exc, httpx.TransportError | OSError)
+            # A stream we ended ourselves (close()) is not a failure worth a warning.
+            dropped = outcome.connected and not self._stop.is_set()
+            level = logging.WARNING if dropped else logging.DEBUG
             log.log(level, "flagstaff: stream to %s failed: %s", self.base_url, exc or type(exc))
         except (BadEvent, DefinitionError) as exc:
             log.error("flagstaff: bad stream event (%s); resynchronising", exc)
@@ -247,6 +333,19 @@ class SyncThread:
                 self._last_ok = time.monotonic()
                 self._backoff.disconnected()
         return outcome
+
+    def _learn_keepalive(self, response: httpx.Response) -> None:
+        """Take the server's keepalive interval, for this connection's silence limit too."""
+        raw = response.headers.get(KEEPALIVE_HEADER)
+        announced = ascii_decimal(raw.strip()) if raw else None
+        if announced is None or announced <= 0 or self._options.read_timeout is not None:
+            return
+        self._announced_keepalive = announced
+        # httpcore reads a request's ``timeout`` extension when the body is first read, which
+        # has not happened yet: this connection gets the bound the server just announced.
+        timeouts = response.request.extensions.get("timeout")
+        if isinstance(timeouts, dict):
+            timeouts["read"] = self._options.silence_limit(announced)
 
     def _apply(self, change: Change) -> None:
         was_ready = self._state.ready
@@ -268,7 +367,9 @@ class SyncThread:
     def _poll(self) -> float | None:
         """One ``GET /sdk/flags``; returns a Retry-After delay if the server asked for one."""
         assert self._http is not None
-        headers = {}
+        before = self._state.version
+        report = self._fleet.headers() if self._fleet is not None else {}
+        headers = dict(report)
         if self._state.version is not None:
             headers["If-None-Match"] = f'"{self._state.version}"'
         self.polls += 1
@@ -277,6 +378,8 @@ class SyncThread:
         except httpx.HTTPError as exc:
             log.debug("flagstaff: polling %s failed: %s", self.base_url, exc)
             return None
+        if response.status_code in (200, 304) and self._fleet is not None:
+            self._fleet.carried(report)
         if response.status_code == 304:
             self._ok()
             return None
@@ -294,6 +397,8 @@ class SyncThread:
             return None
         self._ok()
         self._after_update(keys, was_ready)
+        if self._fleet is not None and self._state.version != before:
+            self._fleet.applied()
         return None
 
     def _refused(self, response: httpx.Response, path: str) -> float | None:
