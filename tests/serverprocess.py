@@ -22,8 +22,20 @@ import httpx
 
 from tests.conftest import free_port
 
+# A server process that imports everything, says so (creates the file named first), then waits
+# for a line on stdin before it parses its arguments and binds (see ServerProcess.prepare).
+_PREPARED = """
+import pathlib, sys
+import uvicorn
+import flagstaff.server.__main__ as entry
+import flagstaff.server.app
+pathlib.Path(sys.argv[1]).touch()
+sys.stdin.readline()
+entry.run(entry.parse_args(sys.argv[2:]))
+"""
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     """Until ``/ready`` answers 200 (database reachable and migrated); raises if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,28 +57,66 @@ class ServerProcess:
     env: dict[str, str] = field(default_factory=dict)
     admin_token: str = field(default_factory=lambda: "fsm_" + secrets.token_urlsafe(32))
     port: int = 0
+    # Extra command-line arguments (e.g. ``["--workers", "2"]``).
+    args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    _prepared: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FLAGSTAFF_BOOTSTRAP_TOKEN": self.admin_token,
+            "FLAGSTAFF_DEMO": "false",
+            # One server process unless a test asks for workers (the default is one per core).
+            "FLAGSTAFF_WORKERS": "1",
+            **self.env,
+        }
+
+    def prepare(self, timeout: float = 180) -> None:
+        """Start the next process up to binding its port: its imports (most of a start on a
+        loaded machine) happen now, while this one still serves, so a restart's downtime is the
+        server's own startup.  The next :meth:`start` lets it go on."""
+        if not self.port:
+            self.port = free_port()
+        marker = self.log_path.with_suffix(f".prepared-{secrets.token_hex(4)}")
+        with self.log_path.open("ab") as log:
+            prepared = subprocess.Popen(
+                [sys.executable, "-c", _PREPARED, str(marker), "--port", str(self.port),
+                 "--database-url", self.database_url, *self.args],
+                env=self._environment(), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            if prepared.poll() is not None or time.monotonic() > deadline:
+                prepared.kill()
+                prepared.wait()
+                raise RuntimeError(f"the prepared server did not get ready to bind:\n"
+                                   f"{self.log_path.read_text()}")
+            time.sleep(0.05)
+        marker.unlink()
+        self._prepared = prepared
+
     def start(self) -> ServerProcess:
         """Start (or restart, on the same port, so clients can reconnect to the same URL)."""
         if not self.port:
             self.port = free_port()
-        env = {
-            **os.environ,
-            "FLAGSTAFF_BOOTSTRAP_TOKEN": self.admin_token,
-            "FLAGSTAFF_DEMO": "false",
-            **self.env,
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "flagstaff.server", "--port", str(self.port),
-                 "--database-url", self.database_url],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            assert prepared.stdin is not None
+            prepared.stdin.write(b"go\n")
+            prepared.stdin.close()
+            self.process = prepared
+        else:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "flagstaff.server", "--port", str(self.port),
+                     "--database-url", self.database_url, *self.args],
+                    env=self._environment(), stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
         try:
             wait_ready(self.url, self.process)
         except RuntimeError as exc:
@@ -74,20 +124,30 @@ class ServerProcess:
             raise RuntimeError(f"{exc}:\n{self.log_path.read_text()}") from None
         return self
 
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it has not exited within 15 s; returns the exit code."""
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``; returns the exit code.
+        A :meth:`prepare`d next process stays ready for :meth:`start`."""
         process, self.process = self.process, None
         if process is None:
             return None
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
-                return process.wait(timeout=15)
+                return process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
                 raise
         return process.returncode
+
+    def discard_prepared(self) -> None:
+        """End a :meth:`prepare`d process that was never started."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared.kill()
+            prepared.wait()
+            if prepared.stdin is not None:
+                prepared.stdin.close()
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no shutdown code runs."""

@@ -53,6 +53,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per module (its tests run in one worker); every test gets fresh contexts
+    (``new_page``).  Not per session: while Playwright's sync API is started it holds its
+    event loop as the thread's running loop, and every later ``asyncio.run`` in that worker
+    would fail."""
     from playwright.sync_api import sync_playwright
 
     playwright = sync_playwright().start()

@@ -93,14 +93,23 @@ def test_sign_in_create_flag_edit_rules_toggle_kill_and_read_the_audit_diff(
     page.locator("[data-env-row='production']").get_by_role("button", name="Kill").click()
     confirm = page.locator("#confirm-dialog")
     expect(confirm).to_contain_text("Kill new-checkout in production?")
+    confirm.get_by_label("Reason (kept in the audit log)").fill("checkout errors after deploy 4812")
     shots.take(page, "console-kill-confirm")
     confirm.get_by_role("button", name="Cancel").click()
     assert server.api("GET", "/flags/new-checkout")["environments"]["production"]["enabled"]
     page.locator("[data-env-row='production']").get_by_role("button", name="Kill").click()
+    # the reason box starts empty each time the dialog opens
+    expect(confirm.get_by_label("Reason (kept in the audit log)")).to_have_value("")
+    confirm.get_by_label("Reason (kept in the audit log)").fill("checkout errors after deploy 4812")
     confirm.get_by_role("button", name="Kill in production").click()
     expect(page.get_by_role("switch", name="new-checkout in production")).to_have_attribute(
         "aria-checked", "false")
     assert not server.api("GET", "/flags/new-checkout")["environments"]["production"]["enabled"]
+    # killed reads apart from off: who, when and why, right by the switch
+    note = page.locator("[data-switch-note='production']")
+    expect(note).to_contain_text("Killed")
+    expect(note).to_contain_text("checkout errors after deploy 4812")
+    shots.take(page, "console-killed", full_page=False)
 
     # The audit history shows the kill as a readable diff.
     page.get_by_role("link", name="History").click()
@@ -109,6 +118,8 @@ def test_sign_in_create_flag_edit_rules_toggle_kill_and_read_the_audit_diff(
     expect(killed).to_contain_text("environments.production.enabled")
     expect(killed.locator("del")).to_have_text("true")
     expect(killed.locator("ins")).to_have_text("false")
+    expect(killed).to_contain_text("reason: “checkout errors after deploy 4812”")
+    expect(killed.get_by_role("button", name="Revert to this version")).to_have_count(0)  # current
     shots.take(page, "console-history", full_page=True)
 
     page.goto("/ui/flags")
@@ -239,3 +250,22 @@ def test_sandbox_tokens_and_viewer_in_the_browser(
     assert viewer.get_by_role("switch").count() == 0
     assert viewer.locator("#editor").count() == 0
     expect(viewer.locator(".readonly")).to_contain_text("country")
+
+
+def test_make_a_flag_available_to_browsers(server: Server, new_page: NewPage, shots: Shots) -> None:
+    server.api("POST", "/flags", json={"key": "page-flag", "type": "boolean"})
+    page = new_page()
+    sign_in(page, ADMIN, "/ui/flags/page-flag")
+    expect(page.locator("#client-side-status")).to_contain_text("Server-side only")
+    page.get_by_role("button", name="Make available to browsers").click()
+    confirm = page.locator("#confirm-dialog")
+    expect(confirm).to_contain_text("Any page with the environment's client-side key")
+    confirm.get_by_role("button", name="Make available").click()
+    expect(page.locator("#client-side-status")).to_contain_text("Available to client-side SDK keys")
+    flag = server.api("GET", "/flags/page-flag")
+    assert flag["client_side"] is True and flag["version"] == 2
+    shots.take(page, "console-client-side")
+    page.get_by_role("button", name="Hide from browsers").click()
+    confirm.get_by_role("button", name="Hide from browsers").click()
+    expect(page.locator("#client-side-status")).to_contain_text("Server-side only")
+    assert server.api("GET", "/flags/page-flag")["client_side"] is False

@@ -63,7 +63,8 @@ CONTRAST_JS = """() => {
 }"""
 
 PAGES = ("/ui/flags", "/ui/flags/contrast-flag", "/ui/flags/contrast-flag/history",
-         "/ui/segments", "/ui/environments", "/ui/tokens", "/ui/sandbox", "/ui/audit")
+         "/ui/segments", "/ui/environments", "/ui/tokens", "/ui/sandbox", "/ui/audit",
+         "/ui/changes", "/ui/changes/1", "/ui/schedules", "/ui/webhooks", "/ui/webhooks/1")
 
 
 def test_text_contrast_meets_wcag_aa_on_every_page(
@@ -73,6 +74,16 @@ def test_text_contrast_meets_wcag_aa_on_every_page(
         "key": "contrast-flag", "type": "boolean", "tags": ["web"],
         "environments": {"production": {"enabled": True}},
     })
+    # Governed change's pages, each with a status badge: a change request, a pending schedule
+    # and a webhook with a queued delivery.
+    server.api("POST", "/change-requests", json={
+        "flag": "contrast-flag", "environment": "production",
+        "patch": {"fallthrough": {"variant": "false"}}, "description": "serve false"})
+    past = {"flag": "contrast-flag", "environment": "staging", "action": "enable",
+            "at": "2030-01-01T00:00:00Z"}
+    server.api("POST", "/schedules", json=past)
+    server.api("POST", "/webhooks", json={"url": "https://hooks.example.com/x", "format": "slack"})
+    server.api("POST", "/webhooks/1/ping")
     page = new_page()
     page.goto("/ui/login")
     login = page.evaluate(CONTRAST_JS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 
@@ -42,7 +43,7 @@ def test_experiment_page_draws_exposures_and_intervals_and_warns_of_srm(
     assert page.status_code == 200, page.text
     html = page.text
     assert 'id="srm-warning"' in html and "Sample ratio mismatch" in html
-    assert "<polyline" in html and "Evaluations per day and variant" in html
+    assert "<polyline" in html and "Exposures per day and variant" in html
     assert "confidence intervals</title>" in html
     assert "control" in html and "treatment" in html
     hourly = client.get("/ui/flags/button/experiment?env=production&bucket=hour")
@@ -51,3 +52,37 @@ def test_experiment_page_draws_exposures_and_intervals_and_warns_of_srm(
     none_yet = client.get("/ui/flags/button/experiment?env=staging")
     assert none_yet.status_code == 200 and "No exposures recorded in staging" in none_yet.text
     assert 'id="srm-warning"' not in none_yet.text
+
+
+def test_an_experiment_on_a_killed_flag_is_shown_as_reaching_nobody(
+    client: TestClient, secrets: Secrets
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_SECRET}"}
+    assert client.post("/flags", headers=admin, json={
+        "key": "banner", "type": "boolean", "kind": "experiment",
+        "environments": {"production": {"enabled": True}}}).status_code == 201
+    assert client.put("/experiments/banner?environment=production", headers=admin, json={
+        "control": "false", "primary_metric": "click", "salt": "banner-1",
+        "variations": [{"variant": "false", "weight": 50}, {"variant": "true", "weight": 50}]}).status_code == 200
+    assert client.post("/experiments/banner/start", headers=admin).status_code == 200
+    sign_in(client, secrets.viewer)
+    assert 'id="flag-off-warning"' not in client.get("/ui/flags/banner/experiment?env=production").text
+    assert client.post("/flags/banner/environments/production/kill", json={}, headers=admin).status_code == 200
+    page = client.get("/ui/flags/banner/experiment?env=production").text
+    assert 'id="flag-off-warning"' in page and "nobody enters the experiment" in page
+    assert "The flag is off in production" in client.get("/ui/flags/banner?env=production").text
+
+
+def test_equal_exposure_series_get_their_own_shapes_and_do_not_cover_each_other() -> None:
+    from flagstaff.server.console.charts import exposure_chart
+
+    report = {"bucket": "day", "variants": [{"variant": "grey"}, {"variant": "green"}, {"variant": "red"}],
+              "series": [{"start": "2026-12-04T00:00:00Z", "variant": v, "evaluations": 1500}
+                         for v in ("grey", "green", "red")]}
+    lines = exposure_chart(report)["lines"]
+    assert len({line["shape"] for line in lines}) == 3
+    assert len({line["dash"] for line in lines}) == 3
+    assert [line["width"] for line in lines] == sorted((line["width"] for line in lines), reverse=True)
+    starts = [float(line["markers"][0]["d"][1:].split(",")[0]) for line in lines]
+    assert starts == sorted(starts) and min(b - a for a, b in itertools.pairwise(starts)) >= 8
+    assert lines[1]["markers"][0]["title"] == "green, 2026-12-04 00:00: 1,500"

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from flagstaff.server.app import create_app
+from flagstaff.server.settings import Settings
 from tests.console.conftest import ADMIN_SECRET
 from tests.server.test_auth_matrix import app_routes
 
@@ -24,6 +27,14 @@ PUBLIC = {
     ("POST", "/ui/logout"),
     ("GET", "/ui/static/{name}"),
 }
+
+
+@pytest.fixture
+def app(database_url: str) -> FastAPI:
+    # Every refused request counts as an authentication failure from one address: room for
+    # all the console's routes, so the walk checks each route's guard, not the rate limit.
+    return create_app(Settings(database_url=database_url, demo=False, bootstrap_token=ADMIN_SECRET,
+                               max_auth_failures=10_000))
 
 
 def console_routes(app: FastAPI) -> set[tuple[str, str]]:

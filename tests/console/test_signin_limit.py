@@ -1,4 +1,4 @@
-"""Failed console sign-ins count against the API's auth-failure limiter (issue 9 §5), on SQLite
+"""Failed console sign-ins count against the API's auth-failure limiter, on SQLite
 and PostgreSQL: over the limit, the sign-in page refuses every token with 429, Retry-After and
 the message next to the field, until the window ends; successful sign-ins never count."""
 

@@ -1,4 +1,4 @@
-"""Stale flags in the console's flag list (issue 8 §3): the state filter offers ``stale``, and
+"""Stale flags in the console's flag list: the state filter offers ``stale``, and
 each stale flag shows why and when it was last evaluated, the same verdict as
 ``GET /flags?state=stale`` (thresholds from the settings; the clock injected through
 ``app.state.clock`` as in ``tests/server/test_experiments.py``).  HTTP tests on SQLite and
@@ -152,7 +152,7 @@ def test_live_row_refresh_keeps_the_verdict_in_the_stale_view(
     row = client.get("/ui/fragments/flag-row/old-banner?environment=&state=stale")
     assert row.status_code == 200
     assert _stale_cell(row.text)[0] == "not evaluated for 45 days"
-    assert row.text.count("<td") == 3 + 1 + 2  # kind, tags, verdict, two environments
+    assert row.text.count("<td") == 3 + 1 + 2 + 1  # kind, tags, verdict, two environments, updated
     # A flag that is not stale is not added to the stale list by a live update.
     assert client.get("/ui/fragments/flag-row/busy?state=stale").status_code == 404
     plain = client.get("/ui/fragments/flag-row/old-banner")

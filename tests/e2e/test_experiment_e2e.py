@@ -1,4 +1,4 @@
-"""A simulated experiment end to end (issue 6, "Done when").
+"""A simulated experiment end to end.
 
 A real server process; the SDK evaluates a running experiment for 20,000 simulated users
 (assignment by the engine), records exposures and conversions through the HTTP API with a

@@ -1,4 +1,4 @@
-"""Faults (issue 9, item 4): the database going away and a full disk.
+"""Faults: the database going away and a full disk.
 
 SIGKILL during writes is covered by ``tests/server/test_crash.py``.
 """

@@ -1,4 +1,4 @@
-"""Faults (issue 9, item 4): open streams while the database is down (PostgreSQL).
+"""Faults: open streams while the database is down (PostgreSQL).
 
 A real server process holds an SSE client on ``/stream``.  The database then refuses new
 connections and every existing backend is terminated (the approach of ``test_faults.py``).
@@ -29,6 +29,8 @@ from tests.serverprocess import ServerProcess
 KEEPALIVE = 0.5
 POLL = 0.2
 OUTAGE = 4.0
+# The change feed (polls) and the change source (LISTEN on PostgreSQL).
+FEED_LOGGERS = frozenset({"flagstaff.realtime.feed", "flagstaff.server.changesource"})
 
 
 @dataclass
@@ -164,7 +166,7 @@ def test_open_streams_survive_a_database_outage_and_get_changes_after_it(
                 messages = [e["message"] for e in outage_logs]
                 assert not [e for e in outage_logs if e["level"] != "warning"], messages
                 feed = [e["message"] for e in outage_logs
-                        if e["logger"] == "flagstaff.server.changefeed"]
+                        if e["logger"] in FEED_LOGGERS]
                 assert len([m for m in feed if m.startswith("reading the change log")]) == 1, feed
                 assert len([m for m in feed if m.startswith("LISTEN")]) <= 1, feed
                 assert len(feed) <= 2, feed

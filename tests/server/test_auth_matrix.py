@@ -1,4 +1,4 @@
-"""Authorization matrix over every route of the app (issue 2 §5).
+"""Authorization matrix over every route of the app.
 
 The matrix is keyed by (method, path template) and checked against ``app.routes``, so a route
 added without an entry here fails the test instead of shipping unguarded.
@@ -18,15 +18,18 @@ from starlette.websockets import WebSocketDisconnect
 
 from tests.server.conftest import Tokens, auth
 
-PUBLIC, VIEWER, EDITOR, ADMIN, SDK_SERVER, EVALUATE, SDK_ANY = (
-    "public", "viewer", "editor", "admin", "sdk-server", "evaluate", "sdk-any",
+PUBLIC, VIEWER, EDITOR, ADMIN, SDK_SERVER, EVALUATE, SDK_ANY, SIGNED_URL = (
+    "public", "viewer", "editor", "admin", "sdk-server", "evaluate", "sdk-any", "signed-url",
 )
 
 MATRIX: dict[tuple[str, str], str] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/"): PUBLIC,
+    ("GET", "/favicon.ico"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/assets/{name}"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,  # guarded only when FLAGSTAFF_STREAM_METRICS_TOKEN is set
@@ -40,6 +43,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("PATCH", "/flags/{key}/environments/{environment}"): EDITOR,
     ("POST", "/flags/{key}/environments/{environment}/kill"): EDITOR,
     ("GET", "/flags/{key}/audit"): VIEWER,
+    ("GET", "/flags/{key}/code-references"): VIEWER,
+    ("POST", "/code-references"): EDITOR,
+    ("GET", "/code-references"): VIEWER,
+    ("DELETE", "/code-references"): EDITOR,
     ("GET", "/audit"): VIEWER,
     ("GET", "/segments"): VIEWER,
     ("POST", "/segments"): EDITOR,
@@ -50,6 +57,10 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/environments"): ADMIN,
     ("GET", "/environments/{key}"): VIEWER,
     ("DELETE", "/environments/{key}"): ADMIN,
+    ("GET", "/environments/{key}/client-access"): VIEWER,
+    ("PATCH", "/environments/{key}/client-access"): ADMIN,
+    ("GET", "/environments/{key}/secure-mode-secret"): ADMIN,
+    ("POST", "/environments/{key}/secure-mode-secret"): ADMIN,
     ("GET", "/tokens"): ADMIN,
     ("POST", "/tokens"): ADMIN,
     ("DELETE", "/tokens/{token_id}"): ADMIN,
@@ -57,6 +68,8 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/evaluate/all"): EVALUATE,
     ("POST", "/ofrep/v1/evaluate/flags/{key}"): EVALUATE,
     ("POST", "/ofrep/v1/evaluate/flags"): EVALUATE,
+    # The signed token in the URL is the credential (tests/server/test_ofrep_stream.py).
+    ("GET", "/ofrep/v1/event-stream"): SIGNED_URL,
     ("GET", "/sdk/flags"): SDK_SERVER,
     ("GET", "/stream"): SDK_SERVER,
     ("WEBSOCKET", "/ws"): SDK_SERVER,
@@ -72,6 +85,44 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "/experiments/{key}/resume"): EDITOR,
     ("POST", "/experiments/{key}/complete"): EDITOR,
     ("GET", "/experiments/{key}/results"): VIEWER,
+    ("GET", "/experiments/{key}/runs"): VIEWER,
+    ("POST", "/fleet/reports"): SDK_ANY,
+    ("GET", "/fleet"): VIEWER,
+    ("GET", "/fleet/instances"): VIEWER,
+    ("POST", "/relay/keys"): SDK_SERVER,
+    ("GET", "/relay/access"): SDK_SERVER,
+    # Governed change (docs/governance.md)
+    ("GET", "/policies"): VIEWER,
+    ("GET", "/environments/{key}/policy"): VIEWER,
+    ("PUT", "/environments/{key}/policy"): ADMIN,
+    ("POST", "/change-requests"): EDITOR,
+    ("GET", "/change-requests"): VIEWER,
+    ("GET", "/change-requests/{change_id}"): VIEWER,
+    ("POST", "/change-requests/{change_id}/approve"): EDITOR,
+    ("POST", "/change-requests/{change_id}/reject"): EDITOR,
+    ("POST", "/change-requests/{change_id}/comments"): EDITOR,
+    ("POST", "/change-requests/{change_id}/cancel"): EDITOR,
+    ("POST", "/change-requests/{change_id}/apply"): EDITOR,
+    ("POST", "/schedules"): EDITOR,
+    ("GET", "/schedules"): VIEWER,
+    ("GET", "/schedules/{schedule_id}"): VIEWER,
+    ("PATCH", "/schedules/{schedule_id}"): EDITOR,
+    ("DELETE", "/schedules/{schedule_id}"): EDITOR,
+    ("POST", "/webhooks"): ADMIN,
+    ("GET", "/webhooks"): ADMIN,
+    ("GET", "/webhooks/{webhook_id}"): ADMIN,
+    ("PATCH", "/webhooks/{webhook_id}"): ADMIN,
+    ("DELETE", "/webhooks/{webhook_id}"): ADMIN,
+    ("POST", "/webhooks/{webhook_id}/rotate-secret"): ADMIN,
+    ("POST", "/webhooks/{webhook_id}/ping"): ADMIN,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): ADMIN,
+    ("GET", "/webhooks/{webhook_id}/deliveries/{delivery_id}"): ADMIN,
+    ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): ADMIN,
+    ("POST", "/flags/{key}/environments/{environment}/triggers"): EDITOR,
+    ("GET", "/triggers"): VIEWER,
+    ("DELETE", "/triggers/{trigger_id}"): EDITOR,
+    # The secret in the URL is the credential (an alerting system calls it without a token).
+    ("POST", "/incoming/triggers/{secret}"): PUBLIC,
 }
 # Opening these with a valid key starts an endless stream; only the refusals are checked.
 STREAMING = {("GET", "/stream"), ("WEBSOCKET", "/ws")}
@@ -104,7 +155,8 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 def concrete(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "x", path)
+    # Numeric ids (change requests, schedules, webhooks) take "1" so the path parses.
+    return re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0).endswith("_id}") else "x", path)
 
 
 def test_every_route_has_a_matrix_entry(app: FastAPI) -> None:
@@ -129,7 +181,8 @@ def status_for(client: TestClient, method: str, path: str, secret: str | None) -
     return int(client.request(method, concrete(path), headers=headers).status_code)
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in MATRIX.items() if v != PUBLIC))
+@pytest.mark.parametrize(("method", "path"),
+                         sorted(k for k, v in MATRIX.items() if v not in (PUBLIC, SIGNED_URL)))
 def test_guarded_route_refuses_bad_and_insufficient_tokens(
     client: TestClient, tokens: Tokens, method: str, path: str
 ) -> None:
@@ -156,6 +209,19 @@ def test_guarded_route_refuses_bad_and_insufficient_tokens(
 @pytest.mark.parametrize(("method", "path"), sorted(k for k, v in MATRIX.items() if v == PUBLIC))
 def test_public_routes_need_no_token(client: TestClient, method: str, path: str) -> None:
     assert status_for(client, method, path, None) not in (401, 403)
+
+
+@pytest.mark.parametrize(("method", "path"),
+                         sorted(k for k, v in MATRIX.items() if v == SIGNED_URL))
+def test_a_bearer_token_does_not_open_a_signed_url_route(
+    client: TestClient, tokens: Tokens, method: str, path: str
+) -> None:
+    for token_name in ALL_TOKENS:
+        secret = getattr(tokens, token_name)
+        forged = client.request(method, concrete(path) + "?token=forged", headers=auth(secret))
+        assert forged.status_code == 401, f"{path} let {token_name} through a forged URL token"
+        missing = client.request(method, concrete(path), headers=auth(secret))
+        assert missing.status_code in (400, 401), f"{path} without its token: {missing.status_code}"
 
 
 def test_insecure_dev_mode_acts_as_admin_without_a_token(database_url: str) -> None:

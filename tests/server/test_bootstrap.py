@@ -1,4 +1,4 @@
-"""First start: the admin token printed once, the bootstrap env var, the demo flags (issue 2 §5, §7)."""
+"""First start: the admin token printed once, the bootstrap env var, the demo flags."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No lost updates over HTTP (issue 2, done-when): 8 threads race on one flag with If-Match;
+"""No lost updates over HTTP: 8 threads race on one flag with If-Match;
 exactly one write wins per version and the audit log holds exactly the winners."""
 
 from __future__ import annotations

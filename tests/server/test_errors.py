@@ -1,4 +1,4 @@
-"""One error shape for every 4xx/5xx, naming the field, and nothing half-written (issue 2 §4)."""
+"""One error shape for every 4xx/5xx, naming the field, and nothing half-written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Remote evaluation: /evaluate, /evaluate/all, OFREP and /sdk/flags (issue 3 §9)."""
+"""Remote evaluation: /evaluate, /evaluate/all, OFREP and /sdk/flags."""
 
 from __future__ import annotations
 
@@ -28,7 +28,12 @@ def tiers() -> dict[str, Any]:
 
 
 def setup_flags(client: Any, secret: str) -> None:
-    for definition in (tiers(), flag("dark-mode").boolean().on("production").build()):
+    """Two flags available to client-side keys and one server-only flag."""
+    for definition in (
+        {**tiers(), "client_side": True},
+        flag("dark-mode").boolean().client_side().on("production").build(),
+        flag("ops-only").boolean().on("production").build(),
+    ):
         response = client.post("/flags", json=definition, headers=auth(secret))
         assert response.status_code == 201, response.text
 
@@ -36,21 +41,26 @@ def setup_flags(client: Any, secret: str) -> None:
 def test_evaluate_one_and_all_with_sdk_keys(client: TestClient, tokens: Tokens) -> None:
     setup_flags(client, tokens.editor)
     ctx = {"targetingKey": "u1", "tenant": {"type": "professional"}}
-    for secret in (tokens.sdk_client, tokens.sdk_server):
+    for secret, rule in ((tokens.sdk_client, (None, None)), (tokens.sdk_server, ("pro", 1))):
         one = client.post("/evaluate", json={"flag": "agents-limit", "context": ctx}, headers=auth(secret))
         assert one.status_code == 200, one.text
+        # Client-side keys never see authored rule names (or positions).
         assert one.json() | {"version": None} == {
             "key": "agents-limit", "value": 10, "variant": "mid", "reason": "RULE_MATCH",
-            "rule_id": "pro", "rule_index": 1, "prerequisite_key": None, "error_code": None,
+            "rule_id": rule[0], "rule_index": rule[1], "prerequisite_key": None, "error_code": None,
             "error_message": None, "version": None, "in_experiment": False,
         }
     everything = client.post("/evaluate/all", json={"context": ctx}, headers=auth(tokens.sdk_client)).json()
     assert everything["environment"] == "production"
     assert {k: v["value"] for k, v in everything["flags"].items()} == {"agents-limit": 10, "dark-mode": True}
-    missing = client.post(
-        "/evaluate", json={"flag": "nope", "context": ctx, "default": 7}, headers=auth(tokens.sdk_client)
-    ).json()
-    assert (missing["value"], missing["reason"], missing["error_code"]) == (7, "ERROR", "FLAG_NOT_FOUND")
+    server_view = client.post("/evaluate/all", json={"context": ctx}, headers=auth(tokens.sdk_server)).json()
+    assert set(server_view["flags"]) == {"agents-limit", "dark-mode", "ops-only"}
+    for key in ("nope", "ops-only"):  # a server-only flag is, to a page, a flag that does not exist
+        missing = client.post(
+            "/evaluate", json={"flag": key, "context": ctx, "default": 7}, headers=auth(tokens.sdk_client)
+        ).json()
+        assert (missing["value"], missing["reason"], missing["error_code"]) == (7, "ERROR", "FLAG_NOT_FOUND")
+        assert missing["error_message"] == f"flag {key!r} not found"
 
 
 def test_environment_rules_for_keys_and_management_tokens(client: TestClient, tokens: Tokens) -> None:
@@ -87,7 +97,9 @@ def test_ofrep_single_bulk_and_etag(client: TestClient, tokens: Tokens) -> None:
     one = client.post("/ofrep/v1/evaluate/flags/agents-limit", json=ctx, headers=h)
     assert one.status_code == 200
     assert one.json()["value"] == 15 and one.json()["reason"] == "TARGETING_MATCH"
-    assert one.json()["variant"] == "high" and one.json()["metadata"]["ruleId"] == "enterprise"
+    assert one.json()["variant"] == "high" and one.json()["metadata"] == {}
+    server = client.post("/ofrep/v1/evaluate/flags/agents-limit", json=ctx, headers=auth(tokens.sdk_server))
+    assert server.json()["metadata"] == {"ruleId": "enterprise", "version": 1}
     missing = client.post("/ofrep/v1/evaluate/flags/nope", json=ctx, headers=h)
     assert missing.status_code == 404
     assert missing.json()["key"] == "nope" and missing.json()["errorCode"] == "FLAG_NOT_FOUND"
@@ -112,12 +124,12 @@ def test_sdk_flags_snapshot_etag_and_client_key_refused(client: TestClient, toke
     assert first.status_code == 200
     body = first.json()
     assert body["environment"] == "production"
-    assert set(body["flags"]) == {"agents-limit", "dark-mode"}
+    assert set(body["flags"]) == {"agents-limit", "dark-mode", "ops-only"}
     assert first.headers["ETag"] == f'"{body["version"]}"'
     assert client.get("/sdk/flags", headers=h | {"If-None-Match": first.headers["ETag"]}).status_code == 304
     client.delete("/flags/dark-mode", headers=auth(tokens.editor))
     second = client.get("/sdk/flags", headers=h | {"If-None-Match": first.headers["ETag"]})
-    assert second.status_code == 200 and set(second.json()["flags"]) == {"agents-limit"}
+    assert second.status_code == 200 and set(second.json()["flags"]) == {"agents-limit", "ops-only"}
     assert client.get("/sdk/flags", headers=auth(tokens.sdk_client)).status_code == 403
 
 

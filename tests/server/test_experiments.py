@@ -87,7 +87,12 @@ def test_put_validation_names_the_field(client: TestClient, tokens: Tokens) -> N
         assert response.status_code == 400, response.text
         assert response.json()["error"]["details"]["field"] == field
     assert client.put("/experiments/f", json=EXPERIMENT, headers=e).json()["error"]["details"]["field"] == "environment"
-    assert client.get("/experiments/f", headers=auth(tokens.viewer)).status_code == 400
+    # no experiment anywhere: a 404 that says so, not a request to name an environment
+    missing = client.get("/experiments/f", headers=auth(tokens.viewer))
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"] == (
+        "flag 'f' has no experiment in any environment; set one up first"
+    )
     assert client.get("/experiments/nope/results", headers=auth(tokens.viewer)).status_code == 404
 
 
@@ -163,3 +168,27 @@ def test_stale_flags_listed_with_reason(app: FastAPI, client: TestClient, tokens
     keys = [i["key"] for i in client.get("/flags", params={"state": "stale"}, headers=auth(tokens.viewer)).json()["items"]]
     assert keys == ["busy", "old"]
     assert client.get("/flags", params={"state": "zombie"}, headers=auth(tokens.viewer)).status_code == 400
+
+
+def test_an_experiment_on_a_flag_that_is_off_cannot_start_and_the_console_says_so(
+    client: TestClient, tokens: Tokens
+) -> None:
+    h = auth(tokens.editor)
+    assert client.post("/flags", json=flag("f").kind("experiment").build(), headers=h).status_code == 201
+    assert client.put("/experiments/f", params={"environment": "production"}, json=EXPERIMENT,
+                      headers=h).status_code == 200
+    version = client.get("/flags/f", headers=h).json()["version"]
+    refused = client.post("/experiments/f/start", params={"environment": "production"}, headers=h)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "flag_off" and "is off in 'production'" in error["message"]
+    assert "flags toggle f --on --env production" in error["message"]
+    after = client.get("/flags/f", headers=h).json()
+    assert after["version"] == version and after["environments"]["production"]["experiment"]["status"] == "draft"
+
+    # On, it starts; killed while running, it cannot be resumed after a pause until it is on again.
+    assert client.patch("/flags/f/environments/production", json={"enabled": True}, headers=h).status_code == 200
+    assert client.post("/experiments/f/start", headers=h).status_code == 200
+    assert client.post("/experiments/f/pause", headers=h).status_code == 200
+    assert client.post("/flags/f/environments/production/kill", json={}, headers=h).status_code == 200
+    assert client.post("/experiments/f/resume", headers=h).json()["error"]["code"] == "flag_off"

@@ -1,4 +1,4 @@
-"""Flag management over HTTP (issue 2 §4): CRUD, filters, paging, toggle/kill, archive."""
+"""Flag management over HTTP: CRUD, filters, paging, toggle/kill, archive."""
 
 from __future__ import annotations
 
@@ -85,6 +85,29 @@ def test_list_filters_and_cursor_pagination(client: TestClient, tokens: Tokens) 
     assert bad.json()["error"]["details"]["field"] == "state"
 
 
+def test_list_sorted_over_every_flag_and_paged_in_that_order(client: TestClient, tokens: Tokens) -> None:
+    for i, name in enumerate(["Delta", "alpha", "Charlie", "bravo", "alpha"]):
+        create(client, tokens, flag(f"k{i}").boolean().name(name).build())
+    h = auth(tokens.viewer)
+    keys: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, "sort": "-name"} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/flags", params=params, headers=h).json()
+        keys += [item["key"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert keys == ["k0", "k2", "k3", "k1", "k4"]  # ties (alpha) in key order
+    for bad in ("colour", "status:", "-"):
+        answer = client.get("/flags", params={"sort": bad}, headers=h)
+        assert answer.status_code == 400, bad
+        error = answer.json()["error"]
+        assert error["details"]["field"] == "sort" and "status:<environment>" in error["message"]
+    stale = client.get("/flags", params={"state": "stale", "sort": "colour"}, headers=h)
+    assert stale.status_code == 400
+
+
 def test_put_replaces_and_patch_merges(client: TestClient, tokens: Tokens) -> None:
     create(client, tokens, checkout())
     replacement = flag("new-checkout").boolean().name("Replaced").build()
@@ -148,7 +171,7 @@ def test_archive_excludes_from_evaluation_and_restore_brings_it_back(
     def evaluate() -> dict[str, Any]:
         response = client.post(
             "/evaluate", json={"flag": "gate", "context": {"key": "u1"}, "default": False},
-            headers=auth(tokens.sdk_client),
+            headers=auth(tokens.sdk_server),
         )
         assert response.status_code == 200, response.text
         return dict(response.json())

@@ -6,10 +6,13 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from flagstaff.store.schema import exposures as exposures_table
+from flagstaff.store.schema import metric_events
 from tests.builders import flag
-from tests.server.conftest import Tokens, auth
+from tests.server.conftest import Tokens, auth, create_token
 
 
 def exposure(user: str, variant: str = "true", ts: str = "2025-03-01T10:00:00Z") -> dict[str, Any]:
@@ -79,6 +82,30 @@ def test_track_and_evaluation_counts(client: TestClient, tokens: Tokens) -> None
               "counts": [{"flag_key": "f", "variant": "true", "count": 41}]}
     assert client.post("/evaluation-counts", json=counts, headers=h).json() == {"accepted": 1, "duplicate": False}
     assert client.post("/evaluation-counts", json=counts, headers=h).json()["duplicate"] is True
+
+
+def test_a_batch_id_is_idempotent_per_kind_and_environment(client: TestClient, tokens: Tokens) -> None:
+    """One id on /exposures, /track and /evaluation-counts, and from a key of another environment,
+    names four different batches: each is stored; only a retry in the same scope is a duplicate."""
+    store = client.app.state.store  # type: ignore[attr-defined]
+    staging = create_token(client, "sdk-server", environment="staging")["secret"]
+    same = "batch-shared-0001"
+    exposures = {"batch_id": same, "events": [exposure("u1"), exposure("u2")]}
+    track = {"batch_id": same, "events": [metric("u1"), metric("u2", value=3.5), metric("u3")]}
+    counts = {"batch_id": same, "window_start": "2025-03-01T10:00:00Z",
+              "window_end": "2025-03-01T10:01:00Z", "counts": [{"flag_key": "f", "variant": "true", "count": 7}]}
+    sends = [("/exposures", exposures, tokens.sdk_server, 2), ("/track", track, tokens.sdk_server, 3),
+             ("/evaluation-counts", counts, tokens.sdk_server, 1), ("/track", track, staging, 3)]
+    for path, body, key, n in sends:
+        answer = client.post(path, json=body, headers=auth(key))
+        assert (answer.status_code, answer.json()) == (202, {"accepted": n, "duplicate": False}), path
+    for path, body, key, _ in sends:
+        assert client.post(path, json=body, headers=auth(key)).json() == {"accepted": 0, "duplicate": True}
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(metric_events.c.environment, sa.func.count())
+                              .group_by(metric_events.c.environment)).all()
+        assert sorted(map(tuple, stored)) == [("production", 3), ("staging", 3)]
+        assert conn.execute(sa.select(sa.func.count()).select_from(exposures_table)).scalar_one() == 2
 
 
 def metric(user: str, **changes: Any) -> dict[str, Any]:
@@ -171,7 +198,8 @@ def test_bodies_that_are_not_a_json_batch(client: TestClient, tokens: Tokens, pa
         (b"", json_type, "invalid", "body"),
         (b"[]", json_type, "invalid", "body"),
         (b"null", json_type, "invalid", "body"),
-        (b'{"batch_id": "x", "events": []}', {"Content-Type": "text/plain"}, "invalid", "Content-Type"),
+        (b'{"batch_id": "x", "events": []}', {"Content-Type": "application/x-www-form-urlencoded"},
+         "invalid", "Content-Type"),
         (b'{"batch_id": 7, "events": []}', json_type, "invalid", "batch_id"),
         (b'{"batch_id": "x\\n", "events": []}', json_type, "invalid", "batch_id"),
         (b'{"batch_id": "x", "events": null}', json_type, "invalid", "events"),
@@ -184,8 +212,9 @@ def test_bodies_that_are_not_a_json_batch(client: TestClient, tokens: Tokens, pa
         error = response.json()["error"]
         assert error["code"] == code, (body, error)
         assert error["details"].get("field") == field, (body, error)
-    # +json media types and charsets are JSON too
-    for media in ("application/json; charset=utf-8", "application/vnd.flagstaff+json"):
+    # +json media types, charsets and text/plain (what sendBeacon sends) are JSON too
+    for media in ("application/json; charset=utf-8", "application/vnd.flagstaff+json",
+                  "text/plain;charset=UTF-8"):
         response = client.post(path, content=b'{"batch_id": "ok-%d", "events": []}' % len(media),
                                headers=h | {"Content-Type": media})
         assert response.status_code == 202, response.text
@@ -258,4 +287,4 @@ def test_a_batch_not_decoded_upstream_is_decoded_by_the_route() -> None:
     with pytest.raises(Invalid, match="JSON object"):
         decode_batch(("application/json", body, [1]))
     with pytest.raises(Invalid, match="Content-Type"):
-        decode_batch(("text/plain", body, {"batch_id": "c"}))
+        decode_batch(("multipart/form-data", body, {"batch_id": "c"}))

@@ -1,4 +1,4 @@
-"""Resource limits through the API (issue 9, item 3): each answered with a clear 4xx/429."""
+"""Resource limits through the API: each answered with a clear 4xx/429."""
 
 from __future__ import annotations
 

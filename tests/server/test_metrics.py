@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import httpx
@@ -86,9 +87,16 @@ def test_python_allocated_blocks_follow_the_interpreter() -> None:
     def blocks() -> float:
         return gauge(metrics, "flagstaff_python_allocated_blocks")
 
-    before = blocks()
-    held = [[i] for i in range(100_000)]  # 100,000 lists plus their ints: more live blocks
-    during = blocks()
+    # Collect first: garbage left by earlier tests, freed by a collection the allocations
+    # below trigger, would otherwise offset them.
+    gc.collect()
+    gc.disable()
+    try:
+        before = blocks()
+        held = [[i] for i in range(100_000)]  # 100,000 lists plus their ints: more live blocks
+        during = blocks()
+    finally:
+        gc.enable()
     del held
     assert during - before > 100_000
     assert blocks() < during - 100_000

@@ -1,4 +1,4 @@
-"""Health, readiness, OpenAPI documentation and settings (issue 2 §1, §4, §6)."""
+"""Health, readiness, OpenAPI documentation and settings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Segments, environments, tokens and the audit log over HTTP (issue 2 §4, §5)."""
+"""Segments, environments, tokens and the audit log over HTTP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Security (issue 9, item 5): auth-failure rate limiting, secrets never logged or echoed,
+"""Security: auth-failure rate limiting, secrets never logged or echoed,
 constant-time comparison, CORS per origin, audit of token creation and revocation.
 (The authorization matrix for every route and principal is ``test_auth_matrix.py``.)"""
 
@@ -115,11 +115,11 @@ def test_cors_allows_only_configured_origins(database_url: str) -> None:
         allowed = client.options("/evaluate", headers={
             "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type"})
-        assert allowed.status_code == 200
+        assert allowed.status_code == 204
         assert allowed.headers["access-control-allow-origin"] == "https://app.example"
         refused = client.options("/evaluate", headers={
             "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
-        assert refused.status_code == 400
+        assert refused.status_code == 403
         assert "access-control-allow-origin" not in refused.headers
 
 

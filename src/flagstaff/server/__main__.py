@@ -1,4 +1,5 @@
-"""``python -m flagstaff.server [--host H] [--port P] [--database-url URL] [--insecure-dev]``.
+"""``python -m flagstaff.server [--host H] [--port P] [--database-url URL] [--workers N]
+[--insecure-dev]``.
 
 Flags override ``FLAGSTAFF_*`` environment variables, which override the defaults.
 """
@@ -6,9 +7,10 @@ Flags override ``FLAGSTAFF_*`` environment variables, which override the default
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from flagstaff.server.main import run
+from flagstaff.server.main import CannotListen, run
 from flagstaff.server.settings import Settings
 
 
@@ -17,6 +19,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--database-url")
+    parser.add_argument("--workers", type=int, help="server processes (default: one per core)")
     parser.add_argument(
         "--insecure-dev", action="store_true", default=None,
         help="open write access without tokens (binds to 127.0.0.1 only)",
@@ -27,4 +30,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    try:
+        run(parse_args())
+    except CannotListen as exc:
+        sys.exit(f"flagstaff: {exc}")

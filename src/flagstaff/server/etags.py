@@ -6,7 +6,7 @@ import re
 
 from flagstaff.errors import Invalid
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+_ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]{1,18})"?\s*$')
 
 
 def etag(version: int) -> str:

@@ -2,7 +2,8 @@
 
 Kept out of the route module so the handler stays one call.  The shape is the stats
 ``to_dict()`` (docs/statistics.md §7) plus the experiment's identity, ``exposed_users``,
-``multiple_variant_users`` and ``srm``: the chi-square and share checks against the configured
+``multiple_variant_users`` (left out of the analysis), ``run`` (the run analysed: by default the
+latest; null for an experiment never started) and ``srm``: the chi-square and share checks against the configured
 variation weights.  A mismatch (p < 0.001) is logged at WARNING, since it means the
 randomisation is broken and nothing else in the answer can be trusted.
 """
@@ -10,26 +11,37 @@ randomisation is broken and nothing else in the answer can be trusted.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flagstaff.stats import (
-    ConversionCounts,
-    ExperimentResults,
-    NumericMoments,
-    conversion_results,
-    numeric_results,
-    srm_check,
-)
 from flagstaff.store import Store
+
+if TYPE_CHECKING:
+    from flagstaff.stats import ExperimentResults
 
 log = logging.getLogger("flagstaff.server.experiments")
 
 
+def _run_status(view: Any, run: Any) -> Any:
+    # An ended run is completed; the open one has the experiment's status.
+    return "completed" if run.ended_ms is not None else view.experiment.get("status")
+
+
 def experiment_results(
-    store: Store, *, key: str, environment: str | None, sequential: bool
+    store: Store, *, key: str, environment: str | None, sequential: bool, run: int | None = None
 ) -> dict[str, Any]:
-    view, data = store.experiment_data(key=key, environment=environment)
-    block = view.experiment
+    # SciPy takes a second or more to import: it is loaded by the first results request, not
+    # by every server (and worker) start.
+    from flagstaff.stats import (
+        ConversionCounts,
+        NumericMoments,
+        conversion_results,
+        numeric_results,
+        srm_check,
+    )
+
+    view, chosen, data = store.experiment_data(key=key, environment=environment, run=run)
+    # A run is analysed with the configuration it ran with (the block may be a new draft now).
+    block = view.experiment if chosen is None else {**chosen.config, "status": _run_status(view, chosen)}
     weights = {v["variant"]: float(v["weight"]) for v in block["variations"]}
     control = str(block["control"])
     names = [control, *(v for v in weights if v != control)]
@@ -71,6 +83,7 @@ def experiment_results(
         "allocation": block.get("allocation"),
         "exposed_users": sum(observed.values()),
         "multiple_variant_users": data.multiple_variant_users,
+        "run": None if chosen is None else chosen.to_dict(),
         **results.to_dict(),
         "srm": srm.to_dict(),
     }

@@ -13,27 +13,22 @@ from fastapi import FastAPI
 
 from flagstaff.server import openapi_doc
 from flagstaff.server.limits import (
-    RequestLimits,
     RequestLimitsMiddleware,
     StreamConnectionLimiter,
     StreamLimitMiddleware,
+    request_limits,
 )
 from flagstaff.server.ratelimit import AuthFailureLimiter, AuthRateLimitMiddleware
 from flagstaff.server.settings import Settings
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    limits = RequestLimits(
-        max_json_depth=settings.max_json_depth,
-        max_string_length=settings.max_string_length,
-        max_list_items=settings.max_list_items,
-        max_object_keys=settings.max_object_keys,
-        body_timeout_seconds=settings.body_timeout_seconds,
-    )
+    limits = request_limits(settings)
     streams = StreamConnectionLimiter(settings.max_streams_per_key)
     failures = AuthFailureLimiter(
         limit=settings.max_auth_failures, window_seconds=settings.auth_failure_window_seconds
     )
+    app.state.request_limits = limits
     app.state.stream_limiter = streams
     app.state.auth_failure_limiter = failures
     # add_middleware wraps: the last added runs first.

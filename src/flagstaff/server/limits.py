@@ -22,11 +22,15 @@ import json
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.errors import FlagstaffError, Invalid, RateLimited
+from flagstaff.server.errors import error_payload
+
+if TYPE_CHECKING:
+    from flagstaff.server.settings import Settings
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STREAM_PATHS = frozenset({"/stream", "/ws"})
@@ -43,13 +47,26 @@ class RequestLimits:
     body_timeout_seconds: float = 30.0
 
 
+def request_limits(settings: Settings) -> RequestLimits:
+    """The limits the settings name (the server's and a relay's)."""
+    return RequestLimits(
+        max_json_depth=settings.max_json_depth,
+        max_string_length=settings.max_string_length,
+        max_list_items=settings.max_list_items,
+        max_object_keys=settings.max_object_keys,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )
+
+
 class RequestTimeout(FlagstaffError):
     status = 408
     default_code = "request_timeout"
 
 
-def _error_messages(error: FlagstaffError, *, close: bool = False) -> list[Message]:
-    body = json.dumps(error.to_dict()).encode()
+def _error_messages(
+    error: FlagstaffError, *, close: bool = False, path: str = ""
+) -> list[Message]:
+    body = json.dumps(error_payload(error, path)).encode()
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -64,9 +81,13 @@ def _error_messages(error: FlagstaffError, *, close: bool = False) -> list[Messa
     ]
 
 
-async def send_error(send: Send, error: FlagstaffError, *, close: bool = False) -> None:
-    """Answer an HTTP request with ``error`` in the common shape."""
-    for message in _error_messages(error, close=close):
+async def send_error(
+    send: Send, error: FlagstaffError, *, close: bool = False, scope: Scope | None = None
+) -> None:
+    """Answer an HTTP request with ``error`` in the common shape (OFREP's on OFREP routes,
+    when ``scope`` is given)."""
+    path = scope.get("path", "") if scope is not None else ""
+    for message in _error_messages(error, close=close, path=path):
         await send(message)
 
 
@@ -142,6 +163,9 @@ def _limit_error(path: list[str | int], problem: str, setting: str, limit: int) 
 # itself (the ingestion routes: a batch of 1,000 events is not worth decoding twice).
 PARSED_BODY_KEY = "flagstaff.parsed_body"
 NOT_PARSED: Any = object()
+# When the body must have arrived by (the event loop's clock), if a layer in front began
+# reading it.
+BODY_DEADLINE_KEY = "flagstaff.body_deadline"
 
 
 def parse_checked_body(body: bytes, limits: RequestLimits) -> tuple[FlagstaffError | None, Any]:
@@ -164,9 +188,24 @@ def parse_checked_body(body: bytes, limits: RequestLimits) -> tuple[FlagstaffErr
         return None, NOT_PARSED  # the router's own answer: 400 invalid_json with the position
     except ValueError as exc:  # e.g. integers longer than Python's 4300-digit conversion limit
         return Invalid(f"request body is not acceptable JSON: {exc}", code="invalid_json"), NOT_PARSED
-    if _within_limits(parsed, limits):
+    if _too_small_to_break_limits(body, limits) or _within_limits(parsed, limits):
         return None, parsed
     return _first_violation(parsed, limits), NOT_PARSED
+
+
+def _too_small_to_break_limits(body: bytes, limits: RequestLimits) -> bool:
+    """True when the raw bytes alone show that no limit can be broken, so the parsed value
+    need not be walked (a few scans at C speed; most evaluation bodies are this small).
+
+    A string, an array or an object cannot be longer than the body; nesting needs one ``[``
+    or ``{`` per level; U+0000 can only be written as ``\\u0000`` in UTF-8 JSON, and a body
+    with a zero byte may be UTF-16 or -32 (whose ASCII has zero bytes), so it is walked."""
+    return (
+        len(body) <= min(limits.max_string_length, limits.max_list_items, limits.max_object_keys)
+        and body.count(b"{") + body.count(b"[") <= limits.max_json_depth
+        and b"\x00" not in body
+        and b"\\u0000" not in body
+    )
 
 
 def _within_limits(value: Any, limits: RequestLimits) -> bool:
@@ -233,10 +272,10 @@ class RequestLimitsMiddleware:
             return self.app(scope, receive, send)
         if "\x00" in scope.get("path", ""):
             return send_error(send, Invalid("the path must not contain NUL (%00)",
-                                            details={"field": "path"}))
+                                            details={"field": "path"}), scope=scope)
         if _query_has_nul(scope.get("query_string", b"")):
             return send_error(send, Invalid("query parameters must not contain NUL (%00)",
-                                            details={"field": "query"}))
+                                            details={"field": "query"}), scope=scope)
         if scope.get("method") not in _BODY_METHODS:
             return self.app(scope, receive, send)
         return self._with_body(scope, receive, send)
@@ -244,7 +283,9 @@ class RequestLimitsMiddleware:
     async def _with_body(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.limits.body_timeout_seconds
+        # A layer in front that began reading the body (the evaluation fast path) started
+        # the clock: the whole body must arrive within one timeout, not one per reader.
+        deadline = scope.get(BODY_DEADLINE_KEY) or loop.time() + self.limits.body_timeout_seconds
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -257,7 +298,7 @@ class RequestLimitsMiddleware:
                         details={"limit_seconds": self.limits.body_timeout_seconds,
                                  "setting": "FLAGSTAFF_BODY_TIMEOUT_SECONDS"},
                     ),
-                    close=True,
+                    close=True, scope=scope,
                 )
                 return
             if message["type"] == "http.disconnect":
@@ -268,7 +309,7 @@ class RequestLimitsMiddleware:
         body = b"".join(chunks)
         error, parsed = parse_checked_body(body, self.limits)
         if error is not None:
-            await send_error(send, error)
+            await send_error(send, error, scope=scope)
             return
         if parsed is not NOT_PARSED:
             scope[PARSED_BODY_KEY] = parsed
@@ -349,7 +390,7 @@ class StreamLimitMiddleware:
             if scope["type"] == "http":
                 await send_error(send, error)
             else:
-                await _deny_websocket(scope, send, error)
+                await deny_websocket(scope, send, error, reason="too many streams")
             return
         try:
             await self.app(scope, receive, send)
@@ -357,11 +398,13 @@ class StreamLimitMiddleware:
             self.limiter.release(key_id)
 
 
-async def _deny_websocket(scope: Scope, send: Send, error: FlagstaffError) -> None:
+async def deny_websocket(scope: Scope, send: Send, error: FlagstaffError, *, reason: str) -> None:
+    """Refuse a WebSocket handshake with ``error``'s HTTP status, headers (``Retry-After``) and
+    the common JSON body (the ASGI denial-response extension, which uvicorn has).  Without the
+    extension the handshake is closed with 1013 "try again later" and ``reason``."""
     if "websocket.http.response" in scope.get("extensions", {}):
         start, body = _error_messages(error)
         await send({**start, "type": "websocket.http.response.start"})
         await send({**body, "type": "websocket.http.response.body"})
     else:
-        # 1013: try again later.
-        await send({"type": "websocket.close", "code": 1013, "reason": "too many streams"})
+        await send({"type": "websocket.close", "code": 1013, "reason": reason})

@@ -9,9 +9,34 @@ behind the engine's back.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    # The field may be left out, but ``null`` is refused by the engine: no ``default: null``.
+    schema.pop("default", None)
+
+
+def _iso_8601(value: Any) -> datetime:
+    # pydantic alone also takes Unix seconds ("0.5", "1700000000") for a datetime; the documented
+    # format is ISO-8601 ("2025-03-01", "2025-03-01T10:00:00Z"), so nothing else is.
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date or date-time such as 2025-03-01T10:00:00Z") from None
+
+
+# A query parameter in ISO-8601 only.
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+
+def absent_allowed(**constraints: Any) -> Any:
+    """A field that may be left out but is never ``null``: pydantic does not check defaults, so
+    an absent field stays out of the payload while a ``null`` sent is refused, naming it."""
+    return Field(default=None, json_schema_extra=_absent_not_null, **constraints)
 
 
 class _Open(BaseModel):
@@ -34,15 +59,29 @@ class FlagEnvironmentIn(_Open):
     fallthrough: dict[str, Any] | None = None
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", []), "type"]
+
+
 class FlagIn(_Open):
-    """A flag definition (contract §1); server fields (state, version, timestamps) are ignored."""
+    """A flag definition (contract §1), or the spec's shape (contract §1a: ``defaultValue`` or
+    ``default_value``, ``enabled``, ``rules[].value``, ``fallthrough``, a ``variants`` list,
+    ``killSwitch``); server fields (state, version, timestamps, ``default_value`` on a
+    canonical body) are ignored."""
+
+    model_config = ConfigDict(json_schema_extra=_type_required)
 
     key: str = Field(max_length=128, examples=["new-checkout"])
-    name: str | None = Field(default=None, max_length=200)
+    name: str = absent_allowed(max_length=200)
     description: str = Field(default="", max_length=2000)
-    type: Literal["boolean", "string", "number", "json"] = "boolean"
+    # Required, but by the engine, not here: a body without one is 400 naming ``type`` after the
+    # checks of the other fields' JSON types, as before.  The document says it is required.
+    type: Literal["boolean", "string", "number", "json"] = absent_allowed()
     kind: str = "release"
-    variants: dict[str, Any] | None = None
+    variants: dict[str, Any] | list[Any] | None = Field(
+        default=None, description="variant key -> value (canonical), or the spec's list of "
+        "{key, name, value, weight}",
+    )
     off_variant: str | None = None
     tags: list[str] = Field(default_factory=list, max_length=50)
     owner: str = Field(default="", max_length=200)
@@ -60,9 +99,16 @@ class ToggleIn(_Closed):
     enabled: bool
 
 
+class KillIn(_Closed):
+    reason: str | None = Field(
+        default=None, max_length=500, description="why, kept in the audit record",
+        examples=["checkout errors spiking after deploy 4812"],
+    )
+
+
 class SegmentIn(_Open):
     key: str = Field(max_length=128, examples=["beta-users"])
-    name: str | None = Field(default=None, max_length=200)
+    name: str = absent_allowed(max_length=200)
     description: str = Field(default="", max_length=2000)
     included: list[str] = Field(default_factory=list)
     excluded: list[str] = Field(default_factory=list)
@@ -76,6 +122,19 @@ class SegmentReplaceIn(SegmentIn):
 class EnvironmentIn(_Closed):
     key: str = Field(max_length=128, examples=["qa"])
     name: str | None = Field(default=None, max_length=200)
+
+
+class ClientAccessIn(_Closed):
+    """What browsers may do in an environment; a field left out keeps its setting."""
+
+    allowed_origins: list[str] | None = Field(
+        default=None, max_length=100,
+        description="origins pages may call from, e.g. https://app.example.com",
+        examples=[["https://app.example.com", "http://localhost:5173"]],
+    )
+    secure_mode: bool | None = Field(
+        default=None, description="client-side keys must send a signed context key",
+    )
 
 
 class TokenIn(_Closed):
@@ -130,7 +189,7 @@ class PageOut(BaseModel):
     next_cursor: str | None
 
 
-# -- issue 6: ingestion and experiments (contract §9) --------------------------------------------
+# -- ingestion and experiments (contract §9) --------------------------------------------
 
 MAX_BATCH_EVENTS = 10_000
 
@@ -219,3 +278,53 @@ class ExperimentIn(_Open):
     primary_metric: str = Field(max_length=128)
     metric_kind: Literal["conversion", "numeric"] = "conversion"
     salt: str = Field(min_length=1, max_length=200)
+
+
+class CodeReferenceIn(_Closed):
+    key: str = Field(min_length=1, max_length=128, examples=["new-checkout"])
+    file: str = Field(min_length=1, max_length=1000, examples=["src/checkout/views.py"])
+    line: int = Field(ge=1, examples=[42])
+    kind: Literal["sdk-call", "literal"] = Field(
+        default="literal", description="an SDK call naming the key, or any string equal to it"
+    )
+
+
+class CodeReportIn(_Closed):
+    repository: str = Field(min_length=1, max_length=200, examples=["github.com/acme/shop"])
+    revision: str | None = Field(
+        default=None, max_length=100, description="what was scanned, e.g. a commit", examples=["4f30ee8"]
+    )
+    references: list[CodeReferenceIn] = Field(max_length=20_000)
+
+
+class CodeReportOut(BaseModel):
+    repository: str
+    scanned_at: str
+    actor: str
+    revision: str | None
+    reference_count: int
+    flag_count: int
+
+
+class CodeReferenceOut(BaseModel):
+    file: str
+    line: int
+    kind: str
+
+
+class FlagRepositoryReferencesOut(BaseModel):
+    repository: str
+    scanned_at: str
+    revision: str | None
+    count: int = Field(description="every reference in this repository; at most 50 are listed")
+    references: list[CodeReferenceOut]
+
+
+class FlagCodeReferencesOut(BaseModel):
+    key: str
+    total: int
+    repositories: list[FlagRepositoryReferencesOut]
+
+
+class CodeRepositoriesOut(BaseModel):
+    items: list[CodeReportOut]

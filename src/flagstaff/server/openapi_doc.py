@@ -70,15 +70,23 @@ def route_auth(route: Any) -> dict[str, Any] | None:
             kinds = ["sdk-client" if "client" in part else "sdk-server"
                      for part in name.removeprefix("require_sdk_").split("_sdk_") if part]
             return {"kinds": sorted(set(kinds)), "role": None}
-    if "authenticate" in names:
+    if "authenticate" in names or "authenticate_from_memory" in names:
         return {"kinds": ["management", "sdk-server", "sdk-client"], "role": None}
     return None
 
 
 def _auth_text(auth: dict[str, Any]) -> str:
-    if auth["role"]:
+    if auth.get("role"):
         return f"**Auth:** a management token with at least the `{auth['role']}` role."
     kinds = ", ".join(f"`{k}`" for k in auth["kinds"])
+    credential = str(auth.get("credential", ""))
+    if credential.startswith("bearer-or-body:"):
+        field = credential.removeprefix("bearer-or-body:")
+        return (f"**Auth:** a bearer token of kind {kinds}, or a `sdk-client` key in the "
+                f"body's `{field}` field (for `navigator.sendBeacon`).")
+    if credential == "signed-url":
+        return (f"**Auth:** the signed, short-lived `token` query parameter issued to a key of "
+                f"kind {kinds}; no `Authorization` header.")
     return f"**Auth:** a bearer token of kind {kinds}."
 
 
@@ -108,6 +116,7 @@ def complete(doc: dict[str, Any], app: FastAPI) -> dict[str, Any]:
         schemas["ErrorBody"] = model
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    _hoist_local_definitions(doc.get("paths", {}), schemas)
 
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
@@ -118,7 +127,8 @@ def complete(doc: dict[str, Any], app: FastAPI) -> dict[str, Any]:
             if op.get("requestBody"):
                 _add(responses, 408)
                 _add(responses, 413)
-            auth = auth_by_op.get((path, method))
+            # A route may state its own (the event stream's credential is a signed URL).
+            auth = op.get("x-flagstaff-auth") or auth_by_op.get((path, method))
             if auth is not None:
                 op["x-flagstaff-auth"] = auth
                 op["description"] = (op.get("description", "") + "\n\n" + _auth_text(auth)).strip()
@@ -138,6 +148,26 @@ def complete(doc: dict[str, Any], app: FastAPI) -> dict[str, Any]:
     info = doc.setdefault("info", {})
     info["description"] = info.get("description", "") + _WEBSOCKET_NOTE
     return doc
+
+
+def _hoist_local_definitions(node: Any, schemas: dict[str, Any]) -> None:
+    """Move the ``$defs`` of hand-written body schemas (``model_json_schema()`` in a route's
+    ``openapi_extra``) into ``components/schemas``: their ``#/$defs/...`` references are
+    resolved from the document root, where viewers such as ReDoc cannot find them."""
+    if isinstance(node, list):
+        for item in node:
+            _hoist_local_definitions(item, schemas)
+        return
+    if not isinstance(node, dict):
+        return
+    for name, definition in node.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+        _hoist_local_definitions(definition, schemas)
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+    for value in node.values():
+        _hoist_local_definitions(value, schemas)
 
 
 def _add_metrics(doc: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 Every ``401`` answer (missing, unknown or revoked token; also a refused WebSocket handshake)
 counts as one failure for the client's IP.  Once an IP has ``limit`` failures inside a fixed
 window of ``window_seconds``, every request from it except the probes (``/health``,
-``/ready``) is answered ``429 rate_limited`` with ``Retry-After`` until the window ends, even
+``/ready``) is answered ``429 rate_limited`` with ``Retry-After`` until the window ends (a
+WebSocket handshake too, as an HTTP denial response), even
 with a valid token: otherwise a guesser would still learn which guess was right.  Successful
 requests never count, and other IPs are not affected.  The console's sign-in page
 (``/ui/login``) is the one path let through while blocked: failed sign-ins are ``401`` and count
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.errors import RateLimited
-from flagstaff.server.limits import send_error
+from flagstaff.server.limits import deny_websocket, send_error
 
 EXEMPT_PATHS = frozenset({"/health", "/ready"})
 # Answers blocked addresses itself (an HTML page for a person), refusing every sign-in.
@@ -108,9 +109,11 @@ class AuthRateLimitMiddleware:
                 details={"retry_after_seconds": seconds},
             )
             if scope["type"] == "http":
-                await send_error(send, error)
+                await send_error(send, error, scope=scope)
             else:
-                await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+                # 429 with Retry-After like HTTP, not a bare close: uvicorn turns a close before
+                # the handshake into 403, which tells clients to give up for good.
+                await deny_websocket(scope, send, error, reason="rate limited")
             return
 
         async def observing_send(message: Message) -> None:

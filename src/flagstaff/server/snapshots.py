@@ -7,6 +7,14 @@ incremental ``with_flag``/``without_flag``/``with_segment``/``without_segment``,
 flag recompiles only itself; after a large gap, or an environment change, it rebuilds from
 ``store.snapshot``.  The streaming change feed calls :meth:`SnapshotCache.apply_event` (or
 :meth:`SnapshotCache.invalidate`) on every change so the common case is already up to date.
+
+Once the feed runs it also tells the cache the newest change it has read
+(:meth:`SnapshotCache.follow`), and a write served by this process marks the cache stale
+(:meth:`SnapshotCache.mark_stale`, before its answer can reach the client): then
+:meth:`SnapshotCache.current` answers from memory alone, with no database round trip, whenever
+the entry is as new as everything the feed has read and no local write has happened since the
+last look at the database.  A change made through another replica is seen within the feed's
+propagation bound (docs/streaming.md, "Replicas"); one made through this process at once.
 """
 
 from __future__ import annotations
@@ -35,10 +43,37 @@ class SnapshotCache:
         self._store = store
         self._entries: dict[str, CachedSnapshot] = {}
         self._lock = threading.Lock()
+        # The newest change id the change feed has read (None: no feed follows the log, so
+        # only the database knows), and whether this process wrote since it last asked.
+        self._known: int | None = None
+        self._stale = True
+
+    def follow(self, latest: int) -> None:
+        """The change feed has read every change up to ``latest``."""
+        self._known = latest if self._known is None else max(self._known, latest)
+
+    def mark_stale(self) -> None:
+        """This process committed a write: ask the database before answering from memory."""
+        self._stale = True
+
+    def current(self, environment: str) -> CachedSnapshot | None:
+        """The snapshot from memory if it is known to be current (no I/O), else None: then
+        :meth:`get` (in a worker thread) asks the database."""
+        known = self._known
+        if known is None or self._stale:
+            return None
+        entry = self._entries.get(environment)
+        if entry is None or entry.version < known:
+            return None
+        return entry
 
     def get(self, environment: str) -> CachedSnapshot:
         """The compiled snapshot of ``environment`` as of the store's latest event."""
+        # Cleared before reading: a write committed after this read marks it stale again.
+        self._stale = False
         latest = self._store.latest_event_id()
+        if self._known is not None:
+            self.follow(latest)
         entry = self._entries.get(environment)
         if entry is not None and entry.version >= latest:
             return entry
@@ -49,6 +84,24 @@ class SnapshotCache:
             if entry is not None and entry.version >= latest:
                 return entry
             entry = self._catch_up(environment, entry, latest)
+            self._entries[environment] = entry
+            return entry
+
+    def at_least(self, environment: str, version: int | None) -> CachedSnapshot:
+        """The snapshot of ``environment`` including change ``version`` (None: everything
+        committed), read through to the store when this process has not applied it yet: a
+        browser woken by a change must not be answered from before it (OFREP ADR-0008)."""
+        entry = self.get(environment)
+        if version is not None and entry.version >= version:
+            return entry
+        latest = self._store.latest_event_id()
+        if entry.version >= latest:
+            return entry
+        with self._lock:
+            current = self._entries.get(environment)
+            if current is not None and current.version >= latest:
+                return current
+            entry = self._catch_up(environment, current, latest)
             self._entries[environment] = entry
             return entry
 
@@ -115,4 +168,6 @@ def _apply(snapshot: Snapshot, environment: str, event: dict[str, Any]) -> Snaps
         return snapshot.with_flag(resolve_flag(data, environment))
     if kind == "segment":
         return snapshot.without_segment(key) if data is None else snapshot.with_segment(data)
+    if kind == "token":
+        return snapshot  # a key's revocation changes no flag or segment
     return None  # environment changes: cheap and rare, rebuild

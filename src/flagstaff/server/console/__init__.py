@@ -10,12 +10,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from flagstaff.server.console import api, experiments, pages, signin
+from flagstaff.server.console import api, experiments, fleet, governance, pages, signin
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 router.include_router(signin.router)
 router.include_router(api.router)
 router.include_router(experiments.router)
+router.include_router(fleet.router)
+router.include_router(governance.router)
 router.include_router(pages.router)
 
 

@@ -16,13 +16,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from flagstaff.engine.reassignment import reassignments
 from flagstaff.errors import Invalid, PreconditionFailed
+from flagstaff.remote import detail_json
 from flagstaff.server.auth import Principal
 from flagstaff.server.console import views
 from flagstaff.server.console.session import ConsoleRoute, writer
 from flagstaff.server.deps import get_snapshots, get_store
 from flagstaff.server.etags import etag, parse_if_match
-from flagstaff.server.routes.evaluate import detail_json
 
 router = APIRouter(prefix="/api", route_class=ConsoleRoute)
 
@@ -48,13 +49,25 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _flag(record: Any, status: int = 200) -> Response:
+def _flag(record: Any, status: int = 200, **extra: Any) -> Response:
     return JSONResponse(
-        {"flag": record.to_dict()}, status_code=status, headers={"ETag": etag(record.version)}
+        {"flag": record.to_dict(), **extra}, status_code=status,
+        headers={"ETag": etag(record.version)},
     )
 
 
+_SERVER_FIELDS = ("version", "state", "created_at", "updated_at")
+
+
+def _definition(record: Any) -> dict[str, Any]:
+    return {k: v for k, v in record.definition.items() if k not in _SERVER_FIELDS}
+
+
 async def _flag_write(request: Request, key: str, write: Callable[..., Any], **kwargs: Any) -> Response:
+    return _flag(await _written(request, key, write, **kwargs))
+
+
+async def _written(request: Request, key: str, write: Callable[..., Any], **kwargs: Any) -> Any:
     """Run a flag write under If-Match; on 412 attach the changes made since that version."""
     principal = await _writer(request, "editor")
     expected = parse_if_match(request.headers.get("if-match"))
@@ -72,7 +85,7 @@ async def _flag_write(request: Request, key: str, write: Callable[..., Any], **k
             details={"field": "If-Match", "current_version": current.version,
                      "changes": changes},
         ) from None
-    return _flag(record)
+    return record
 
 
 @router.post("/flags")
@@ -89,10 +102,18 @@ async def replace_flag(request: Request, key: str) -> Response:
     definition = await _body(request)
     if definition.get("key") not in (None, key):
         raise Invalid("a flag key cannot be changed", details={"field": "key"})
-    for field in ("version", "state", "created_at", "updated_at"):
+    for field in _SERVER_FIELDS:
         definition.pop(field, None)
     definition["key"] = key
-    return await _flag_write(request, key, get_store(request).replace_flag, definition=definition)
+    store = get_store(request)
+    before = await _call(store.get_flag, key=key)
+    after = await _written(request, key, store.replace_flag, definition=definition)
+    # The editor tells the person what the save did: nothing, or which users it moved (the
+    # same entries as the audit diff; the editor's If-Match makes ``before`` the written-over one).
+    if after.version == before.version:
+        return _flag(after, changed=False, reassigned=[])
+    moved = [r.to_change() for r in reassignments(_definition(before), _definition(after))]
+    return _flag(after, changed=True, reassigned=moved)
 
 
 @router.patch("/flags/{key}/environments/{environment}")
@@ -108,10 +129,37 @@ async def toggle_flag(request: Request, key: str, environment: str) -> Response:
 
 @router.post("/flags/{key}/environments/{environment}/kill")
 async def kill_flag(request: Request, key: str, environment: str) -> Response:
+    """Kill; ``{"reason": "..."}`` (optional) is kept in the audit record and shown on the flag."""
+    await _writer(request, "editor")  # the session is checked before the input
+    reason = (await _body(request)).get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise Invalid("reason must be text of at most 500 characters", details={"field": "reason"})
     return await _flag_write(
         request, key, get_store(request).set_flag_enabled, environment=environment,
-        enabled=False, action="killed",
+        enabled=False, action="killed", reason=(reason or "").strip() or None,
     )
+
+
+@router.post("/flags/{key}/revert")
+async def revert_flag(request: Request, key: str) -> Response:
+    """``?version=N``: make the flag what it was at version N, as a new audited write."""
+    await _writer(request, "editor")  # the session is checked before the input
+    raw = request.query_params.get("version", "")
+    if not raw.isdigit():
+        raise Invalid("version must be a version number", details={"field": "version"})
+    return await _flag_write(request, key, get_store(request).revert_flag, version=int(raw))
+
+
+@router.post("/flags/{key}/client-side")
+async def set_client_side(request: Request, key: str) -> Response:
+    """``?available=true|false``: make the flag available to client-side SDK keys (browsers),
+    or hide it from them."""
+    await _writer(request, "editor")
+    available = request.query_params.get("available")
+    if available not in ("true", "false"):
+        raise Invalid("available must be true or false", details={"field": "available"})
+    return await _flag_write(request, key, get_store(request).patch_flag,
+                             patch={"client_side": available == "true"})
 
 
 @router.post("/flags/{key}/archive")

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request, Response
 from starlette.templating import Jinja2Templates
 
+from flagstaff.engine.reassignment import describe
 from flagstaff.server.console.session import can
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -30,6 +31,10 @@ def when(value: Any) -> str:
 
 templates.env.filters["compact"] = compact
 templates.env.filters["when"] = when
+templates.env.filters["reassigned"] = describe
+# Pages embed definitions with ``tojson``: keep their key order (Jinja sorts by default), since
+# the order of a flag's variants is how the editor lists them.
+templates.env.policies["json.dumps_kwargs"] = {"sort_keys": False}
 
 
 def render(

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 
 from flagstaff.errors import NotFound
+from flagstaff.realtime.sse import EventStreamResponse
 from flagstaff.server.console.rendering import STATIC, render
 from flagstaff.server.console.session import (
     LOGIN_COOKIE,
@@ -33,7 +34,6 @@ from flagstaff.server.console.session import (
     set_cookie,
 )
 from flagstaff.server.ratelimit import AuthFailureLimiter, client_ip
-from flagstaff.server.stream import EventStreamResponse
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -143,9 +143,8 @@ async def events(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     await run_in_threadpool(current, request)
-    realtime = request.app.state.realtime
-    feed = realtime.require_feed()
+    feed = request.app.state.realtime.require_feed()
     subscriber = feed.subscribe(environment=CONSOLE_CHANNEL, transport="console")
     return EventStreamResponse(
-        realtime=realtime, subscriber=subscriber, initial=[], sent_up_to=feed.cursor
+        feed=feed, subscriber=subscriber, initial=[], sent_up_to=feed.cursor
     )

@@ -19,7 +19,7 @@ from flagstaff.server.deps import get_store
 from flagstaff.server.errors import error_responses
 from flagstaff.server.etags import etag, parse_if_match
 from flagstaff.server.experiment_results import experiment_results
-from flagstaff.server.models import ExperimentIn
+from flagstaff.server.models import ExperimentIn, IsoDateTime
 from flagstaff.server.routes.flags import IfMatch
 from flagstaff.store import Store
 
@@ -105,8 +105,23 @@ for _action, _summary in (
 def get_results(
     key: FlagKey, _: Viewer, store: StoreDep, environment: EnvQuery = None,
     sequential: Annotated[bool, Query(description="always-valid (mSPRT) p-values and intervals")] = False,
+    run: Annotated[int | None, Query(ge=1, description="the run's number (default: the latest)")] = None,
 ) -> dict[str, Any]:
-    return experiment_results(store, key=key, environment=environment, sequential=sequential)
+    return experiment_results(
+        store, key=key, environment=environment, sequential=sequential, run=run
+    )
+
+
+@router.get(
+    "/experiments/{key}/runs",
+    summary="The experiment's runs: each start, its salt, configuration and time span",
+    responses=READ,
+)
+def list_runs(
+    key: FlagKey, _: Viewer, store: StoreDep, environment: EnvQuery = None,
+) -> dict[str, Any]:
+    view, runs = store.list_experiment_runs(key=key, environment=environment)
+    return {"key": key, "environment": view.environment, "items": [r.to_dict() for r in runs]}
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -124,8 +139,8 @@ def _utc(moment: datetime | None) -> datetime | None:
 def flag_exposures(
     key: FlagKey, _: Viewer, store: StoreDep,
     environment: Annotated[str, Query(max_length=128)],
-    since: Annotated[datetime | None, Query(description="ISO-8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO-8601, exclusive")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="ISO-8601, inclusive")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="ISO-8601, exclusive")] = None,
     bucket: Annotated[str, Query(pattern="^(hour|day)$")] = "day",
 ) -> dict[str, Any]:
     report = store.exposure_report(

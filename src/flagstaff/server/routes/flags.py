@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
@@ -11,7 +12,8 @@ from flagstaff.server.auth import Editor, Viewer
 from flagstaff.server.deps import get_store
 from flagstaff.server.errors import error_responses
 from flagstaff.server.etags import etag, parse_if_match
-from flagstaff.server.models import FlagIn, FlagReplaceIn, PageOut, ToggleIn
+from flagstaff.server.flag_bodies import incoming_flag, outgoing_flag
+from flagstaff.server.models import FlagIn, FlagReplaceIn, KillIn, PageOut, ToggleIn
 from flagstaff.server.routes.audit import audit_page
 from flagstaff.server.routes.lifecycle import stale_page
 from flagstaff.store import Store
@@ -26,20 +28,31 @@ IfMatch = Annotated[
     Header(description='Expected version ETag (`"3"`, `W/"3"`, `3` or `*`); stale -> 412'),
 ]
 READ = error_responses(401, 403, 404)
+SORT_HELP = (
+    "order over every matching flag, pages following it: key (default), name, kind, tags "
+    "(first tag), created, updated or status:<environment> (on first); a leading - reverses "
+    "it; ties follow in key order"
+)
 WRITE = error_responses(400, 401, 403, 404, 412, 413)
 
 
 def _flag(response: Response, record: Any) -> dict[str, Any]:
     response.headers["ETag"] = etag(record.version)
-    return dict(record.to_dict())
+    return outgoing_flag(record.to_dict())
+
+
+def _environment_keys(store: Store) -> Callable[[], list[str]]:
+    return lambda: [e.key for e in store.list_environments()]
 
 
 @router.post(
-    "", status_code=201, summary="Create a flag",
+    "", status_code=201, summary="Create a flag (canonical body, or the spec's shapes)",
     responses=error_responses(400, 401, 403, 409, 413),
 )
 def create_flag(body: FlagIn, response: Response, principal: Editor, store: StoreDep) -> dict[str, Any]:
-    record = store.create_flag(definition=body.payload(), actor=principal.actor)
+    incoming = incoming_flag(body.payload(), environments=_environment_keys(store))
+    with incoming.fields_as_sent():
+        record = store.create_flag(definition=incoming.definition, actor=principal.actor)
     response.headers["Location"] = f"/flags/{record.key}"
     return _flag(response, record)
 
@@ -57,12 +70,13 @@ def list_flags(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200, description="search key, name, description")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    sort: Annotated[str | None, Query(max_length=140, description=SORT_HELP)] = None,
 ) -> dict[str, Any]:
     if state == "stale":
-        return stale_page(request, limit=limit, cursor=cursor)
-    page = store.list_flags(state=state, tag=tag, q=q, limit=limit, cursor=cursor)
-    return {"items": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
+        return stale_page(request, limit=limit, cursor=cursor, sort=sort)
+    page = store.list_flags(state=state, tag=tag, q=q, limit=limit, cursor=cursor, sort=sort)
+    return {"items": [outgoing_flag(r.to_dict()) for r in page.items], "next_cursor": page.next_cursor}
 
 
 @router.get("/{key}", summary="Get a flag (ETag: its version)", responses=READ)
@@ -70,18 +84,20 @@ def get_flag(key: FlagKey, response: Response, _: Viewer, store: StoreDep) -> di
     return _flag(response, store.get_flag(key=key))
 
 
-@router.put("/{key}", summary="Replace a flag", responses=WRITE)
+@router.put("/{key}", summary="Replace a flag (canonical body, or the spec's shapes)", responses=WRITE)
 def replace_flag(
     key: FlagKey, body: FlagReplaceIn, response: Response, principal: Editor, store: StoreDep,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    definition = body.payload()
-    _refuse_key_change(key, definition)
-    definition["key"] = key
-    record = store.replace_flag(
-        key=key, definition=definition, actor=principal.actor,
-        if_match=parse_if_match(if_match),
-    )
+    payload = body.payload()
+    _refuse_key_change(key, payload)
+    payload["key"] = key
+    incoming = incoming_flag(payload, environments=_environment_keys(store))
+    with incoming.fields_as_sent():
+        record = store.replace_flag(
+            key=key, definition=incoming.definition, actor=principal.actor,
+            if_match=parse_if_match(if_match),
+        )
     return _flag(response, record)
 
 
@@ -94,6 +110,11 @@ def patch_flag(
     response: Response, principal: Editor, store: StoreDep, if_match: IfMatch = None,
 ) -> dict[str, Any]:
     _refuse_key_change(key, patch)
+    if "default_value" in patch:
+        raise Invalid(
+            "default_value is read-only: it is the off variant's value; patch off_variant or "
+            "that variant's value instead", details={"field": "default_value"},
+        )
     record = store.patch_flag(
         key=key, patch=patch, actor=principal.actor, if_match=parse_if_match(if_match)
     )
@@ -137,11 +158,12 @@ def toggle_flag(
 )
 def kill_flag(
     key: FlagKey, environment: EnvKey, response: Response, principal: Editor, store: StoreDep,
-    if_match: IfMatch = None,
+    if_match: IfMatch = None, body: KillIn | None = None,
 ) -> dict[str, Any]:
     record = store.set_flag_enabled(
         key=key, environment=environment, enabled=False, actor=principal.actor,
         if_match=parse_if_match(if_match), action="killed",
+        reason=(body.reason or "").strip() or None if body is not None else None,
     )
     return _flag(response, record)
 

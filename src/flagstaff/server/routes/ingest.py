@@ -13,6 +13,10 @@ hands the object to the store, whose validators check every event and name ``eve
 400.  The pydantic models still describe the bodies in the OpenAPI document
 (``openapi_extra``).  ``/evaluation-counts`` carries a few hundred counts per minute and keeps
 the ordinary pydantic body.
+
+Pages (client-side keys) are held to their environment's origins, rate limits and secure mode
+(:mod:`flagstaff.server.browser.ingestion`), and may send a beacon with the key in the body
+(:mod:`flagstaff.browser.beacons`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
+from flagstaff.browser import beacons
 from flagstaff.errors import Forbidden, Invalid
-from flagstaff.server.auth import SDK_KINDS, Principal, require_sdk
-from flagstaff.server.deps import get_store
+from flagstaff.server.auth import (
+    SDK_CLIENT,
+    SDK_KINDS,
+    Principal,
+    authenticate,
+    authenticate_secret,
+    bearer,
+    require_sdk,
+)
+from flagstaff.server.browser import ingestion
+from flagstaff.server.browser.guard import access_policy, check_origin
+from flagstaff.server.deps import get_settings, get_store
 from flagstaff.server.errors import error_responses
+from flagstaff.server.fleet import ReportHeaders, note_report_headers
 from flagstaff.server.limits import NOT_PARSED, PARSED_BODY_KEY
 from flagstaff.server.models import EvaluationCountsIn, ExposuresIn, IngestOut, TrackIn
 from flagstaff.store import Store
@@ -46,8 +63,14 @@ def _environment(principal: Principal) -> str:
 
 def _documented_body(model: type[ExposuresIn | TrackIn]) -> dict[str, Any]:
     """``openapi_extra`` describing a JSON body that the handler parses itself."""
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()}}}}
+    return {
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": model.model_json_schema()}}},
+        # The key may also travel in the body (a page's beacon cannot set headers), which the
+        # generated dependency tree cannot express.
+        "x-flagstaff-auth": {"kinds": ["sdk-client", "sdk-server"], "role": None,
+                             "credential": f"bearer-or-body:{beacons.BODY_KEY_FIELD}"},
+    }
 
 
 async def _raw_body(request: Request) -> tuple[str, bytes, Any]:
@@ -61,9 +84,10 @@ RawBody = Annotated[tuple[str, bytes, Any], Depends(_raw_body)]
 
 
 def _is_json(content_type: str) -> bool:
-    # As FastAPI decides for model bodies: no content type, application/json or */*+json.
+    # As FastAPI decides for model bodies: no content type, application/json or */*+json;
+    # and text/plain, the only type a browser's sendBeacon can send without a preflight.
     media = content_type.split(";", 1)[0].strip().lower()
-    return not media or media == "application/json" or (
+    return not media or media in ("application/json", "text/plain") or (
         media.startswith("application/") and media.endswith("+json")
     )
 
@@ -103,6 +127,52 @@ def _decode(body: bytes) -> Any:
         raise Invalid(f"request body is not acceptable JSON: {exc}", code="invalid_json") from None
 
 
+def _ingest_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    raw: RawBody,
+) -> Principal:
+    """The SDK key from the ``Authorization`` header, or a client-side key from a beacon's body."""
+    body_key = beacons.body_key(raw[2])
+    if credentials is not None or body_key is None:
+        principal = authenticate(request, credentials)
+    else:
+        principal = authenticate_secret(request, body_key)
+        beacons.require_client_side(principal.kind)
+    if principal.kind not in SDK_KINDS:
+        raise Forbidden("this route needs an SDK key of kind sdk-client or sdk-server")
+    return principal
+
+
+IngestKey = Annotated[Principal, Depends(_ingest_principal)]
+
+
+def _note_report(request: Request, principal: IngestKey) -> None:
+    # The fleet report in the headers, heard from the key however it came (a beacon's is in
+    # its body, which the fleet's own dependency, reading the Authorization header, cannot see).
+    note_report_headers(request, principal)
+
+
+IngestReport = Annotated[None, Depends(_note_report)]
+
+
+def _browser_checks(request: Request, principal: Principal, body: dict[str, Any]) -> str:
+    """The key's environment, after the origin, rate, size and secure-mode checks for pages."""
+    environment = _environment(principal)
+    check_origin(request, principal, environment)
+    if principal.kind != SDK_CLIENT:
+        return environment
+    settings = get_settings(request)
+    client = request.client
+    ingestion.check_rate(request.app.state.ingest_limiter, principal.token_id,
+                         client.host if client else "unknown")
+    ingestion.check_size(body, settings.browser_ingest_max_events)
+    secret = access_policy(request).secure_mode_secret(environment)
+    if secret is not None:
+        ingestion.check_secure_mode(body, secret, environment)
+    return environment
+
+
 def _accepted(result: Any) -> JSONResponse:
     # A ready response: FastAPI would otherwise re-validate the dict against IngestOut.
     return JSONResponse(result.to_dict(), status_code=202)
@@ -112,10 +182,13 @@ def _accepted(result: Any) -> JSONResponse:
     "/exposures", status_code=202, summary="Record a batch of exposures (idempotent by batch_id)",
     response_model=IngestOut, responses=ERRORS, openapi_extra=_documented_body(ExposuresIn),
 )
-def post_exposures(raw: RawBody, principal: SdkKey, store: StoreDep) -> JSONResponse:
+def post_exposures(
+    request: Request, raw: RawBody, principal: IngestKey, store: StoreDep,
+    _report: IngestReport,
+) -> JSONResponse:
     body = decode_batch(raw)
     return _accepted(store.ingest_exposures(
-        environment=_environment(principal), batch_id=body.get("batch_id"),
+        environment=_browser_checks(request, principal, body), batch_id=body.get("batch_id"),
         events=body.get("events"),
     ))
 
@@ -124,10 +197,13 @@ def post_exposures(raw: RawBody, principal: SdkKey, store: StoreDep) -> JSONResp
     "/track", status_code=202, summary="Record metric events (idempotent by batch_id)",
     response_model=IngestOut, responses=ERRORS, openapi_extra=_documented_body(TrackIn),
 )
-def post_track(raw: RawBody, principal: SdkKey, store: StoreDep) -> JSONResponse:
+def post_track(
+    request: Request, raw: RawBody, principal: IngestKey, store: StoreDep,
+    _report: IngestReport,
+) -> JSONResponse:
     body = decode_batch(raw)
     return _accepted(store.ingest_metric_events(
-        environment=_environment(principal), batch_id=body.get("batch_id"),
+        environment=_browser_checks(request, principal, body), batch_id=body.get("batch_id"),
         events=body.get("events"),
     ))
 
@@ -138,7 +214,7 @@ def post_track(raw: RawBody, principal: SdkKey, store: StoreDep) -> JSONResponse
     response_model=IngestOut, responses=ERRORS,
 )
 def post_evaluation_counts(
-    body: EvaluationCountsIn, principal: SdkKey, store: StoreDep
+    body: EvaluationCountsIn, principal: SdkKey, store: StoreDep, _report: ReportHeaders
 ) -> dict[str, Any]:
     return store.ingest_evaluation_counts(
         environment=_environment(principal), batch_id=body.batch_id,

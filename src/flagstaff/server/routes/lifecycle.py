@@ -1,4 +1,4 @@
-"""Flag lifecycle: ``GET /flags?state=stale`` (issue 6 §8).
+"""Flag lifecycle: ``GET /flags?state=stale``.
 
 Not a router of its own: ``state=stale`` is a view of ``GET /flags``, which delegates here.
 The thresholds per flag kind come from the settings (``FLAGSTAFF_STALE_*_DAYS``); the clock is
@@ -14,8 +14,9 @@ from typing import Any, cast
 from fastapi import Request
 
 from flagstaff.server.deps import get_settings, get_store
+from flagstaff.store.flag_order import page_in_memory, parse_order
 from flagstaff.store.lifecycle import StaleFlag
-from flagstaff.store.paging import check_limit, decode_cursor, encode_cursor
+from flagstaff.store.paging import check_limit
 
 
 def _now(request: Request) -> datetime:
@@ -33,15 +34,15 @@ def find_stale(request: Request) -> list[StaleFlag]:
     )
 
 
-def stale_page(request: Request, *, limit: int, cursor: str | None) -> dict[str, Any]:
-    """Stale flags ordered by key, each with ``stale_reason`` and ``last_evaluated_at``."""
+def stale_page(request: Request, *, limit: int, cursor: str | None, sort: str | None = None) -> dict[str, Any]:
+    """Stale flags in ``sort`` order (key by default), each with ``stale_reason`` and
+    ``last_evaluated_at``."""
     check_limit(limit)
-    after = None if cursor is None else decode_cursor(cursor, expected=str)
-    found = find_stale(request)
-    items = [f for f in found if after is None or f.record.key > after]
-    page = items[:limit]
-    more = len(items) > limit
-    return {
-        "items": [f.to_dict() for f in page],
-        "next_cursor": encode_cursor(page[-1].record.key) if more and page else None,
-    }
+    page, next_cursor = page_in_memory(
+        parse_order(sort), find_stale(request), _definition, limit=limit, cursor=cursor
+    )
+    return {"items": [f.to_dict() for f in page], "next_cursor": next_cursor}
+
+
+def _definition(flag: StaleFlag) -> dict[str, Any]:
+    return flag.record.definition

@@ -15,6 +15,7 @@ from flagstaff.server.auth import ServerSdk
 from flagstaff.server.deps import get_store
 from flagstaff.server.errors import error_responses
 from flagstaff.server.etags import etag, none_match
+from flagstaff.server.fleet import ReportHeaders
 from flagstaff.store import Store
 
 router = APIRouter(tags=["sdk"])
@@ -28,6 +29,7 @@ router = APIRouter(tags=["sdk"])
 def sdk_flags(
     principal: ServerSdk,
     store: Annotated[Store, Depends(get_store)],
+    _report: ReportHeaders,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Any:
     assert principal.environment is not None  # SDK keys are always bound to one environment

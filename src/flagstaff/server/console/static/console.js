@@ -3,7 +3,8 @@
  * - fsApi(): JSON calls to /ui/api with the session cookie and the CSRF header;
  * - fsShowErrors(): puts an API error next to the field it names (details.field);
  * - generic forms (data-api), action buttons (data-action, optional confirmation dialog),
- *   on/off switches, the sandbox, and live updates from /ui/events (EventSource).
+ *   on/off switches, the sandbox, and live updates from /ui/events (EventSource);
+ * - the flag page's reach section, refreshed every second while a change is still spreading.
  */
 "use strict";
 
@@ -114,8 +115,15 @@ fs.announce = function (text) {
 
 /* --- 412: the flag changed since the page was loaded -------------------------------------- */
 
+// "moves 20.4 % of its users to another variant (order)": the server's reassign entry in words.
+fs.reassignedText = function (d) {
+  const percent = String(Number((d.share * 100).toFixed(3)));
+  return `moves ${d.exact ? "" : "about "}${percent} % of its users to another variant (${(d.causes || []).join(", ")})`;
+};
+
 function diffItem(d) {
   const show = (v) => JSON.stringify(v);
+  if (d.op === "reassign") return fs.el("li", { class: "diff-reassign" }, fs.el("code", { class: "path", text: d.path }), " ", fs.el("strong", { class: "reassign", text: fs.reassignedText(d) }));
   if (d.op === "add") return fs.el("li", { class: "diff-add" }, fs.el("code", { class: "path", text: d.path }), " ", fs.el("ins", { text: show(d.new) }));
   if (d.op === "remove") return fs.el("li", { class: "diff-remove" }, fs.el("code", { class: "path", text: d.path }), " ", fs.el("del", { text: show(d.old) }));
   return fs.el("li", { class: "diff-replace" }, fs.el("code", { class: "path", text: d.path }), " ",
@@ -144,13 +152,31 @@ fs.showConflict = function (error) {
 
 /* --- confirmation dialog ------------------------------------------------------------------ */
 
-fs.confirm = function (message, label) {
+// The users a write moves, for a confirmation: null (not known, say nothing) or the server's
+// reassign entries (an empty list: no rollout moves anyone).
+function reassignList(entries) {
+  if (entries === null) return [];
+  const title = fs.el("strong", { text: "Users reassigned" });
+  if (!entries.length) return [title, fs.el("p", { text: "None: no rollout serves anyone another variant." })];
+  return [title,
+    fs.el("ul", { class: "diff" }, entries.map((d) => fs.el("li", { class: "diff-reassign" },
+      fs.el("code", { class: "path", text: d.path }), " ", fs.el("strong", { class: "reassign", text: fs.reassignedText(d) })))),
+    fs.el("p", { class: "muted", text: "From the rollouts' bucket ranges, not sampled" +
+      (entries.some((d) => !d.exact) ? "; estimated where the salt or bucketing attribute changes." : ".") })];
+}
+
+fs.confirm = function (message, label, askReason, reassigns = null) {
   return new Promise((resolve) => {
     let dialog = document.getElementById("confirm-dialog");
     if (!dialog) {
       dialog = fs.el("dialog", { id: "confirm-dialog", "aria-labelledby": "confirm-text" },
         fs.el("form", { method: "dialog", class: "stack" },
           fs.el("p", { id: "confirm-text" }),
+          fs.el("div", { class: "confirm-reassigns", id: "confirm-reassigns" }),
+          fs.el("div", { class: "field confirm-reason" },
+            fs.el("label", { for: "confirm-reason", text: "Reason (kept in the audit log)" }),
+            fs.el("input", { id: "confirm-reason", name: "reason", maxlength: "500",
+                             placeholder: "e.g. checkout errors after deploy 4812" })),
           fs.el("div", { class: "actions" },
             fs.el("button", { value: "cancel", class: "cancel", autofocus: true, text: "Cancel" }),
             fs.el("button", { value: "ok", class: "danger confirm-ok" }))));
@@ -158,6 +184,11 @@ fs.confirm = function (message, label) {
     }
     dialog.querySelector("#confirm-text").textContent = message;
     dialog.querySelector(".confirm-ok").textContent = label || "Confirm";
+    const moved = dialog.querySelector(".confirm-reassigns");
+    moved.replaceChildren(...reassignList(reassigns));
+    moved.hidden = reassigns === null;
+    dialog.querySelector(".confirm-reason").hidden = !askReason;
+    dialog.querySelector("#confirm-reason").value = "";
     dialog.returnValue = "";
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
@@ -176,6 +207,7 @@ fs.afterFlagWrite = async function (data) {
     if (window.fsEditor && window.fsEditor.reloadFlag) window.fsEditor.reloadFlag(data.flag);
   }
   await fs.refreshStatus();
+  await fs.refreshFleet();
 };
 
 fs.refreshStatus = async function () {
@@ -188,6 +220,31 @@ fs.refreshStatus = async function () {
   box.innerHTML = await response.text();
   if (focused) { const again = box.querySelector(`[data-toggle="${focused}"]`); if (again) again.focus(); }
 };
+
+/* --- reach: which SDK instances and relays have the flag's latest change -------------------- */
+
+fs.refreshFleet = async function () {
+  const box = document.getElementById("flag-fleet");
+  const key = document.body.dataset.flag;
+  if (!box || !key) return;
+  const response = await fetch(`/ui/fragments/flag-fleet/${encodeURIComponent(key)}`, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const template = document.createElement("template");
+  template.innerHTML = (await response.text()).trim();
+  const fresh = template.content.firstElementChild;
+  if (fresh) box.replaceWith(fresh);
+};
+
+function watchFleet() {
+  if (!document.getElementById("flag-fleet")) return;
+  // Every second while the latest change is still spreading (a kill converging), else every 5 s.
+  const tick = async () => {
+    if (!document.hidden) { try { await fs.refreshFleet(); } catch (e) { /* next tick */ } }
+    const box = document.getElementById("flag-fleet");
+    setTimeout(tick, box && box.dataset.complete !== "true" ? 1000 : 5000);
+  };
+  setTimeout(tick, 1000);
+}
 
 document.addEventListener("click", async (event) => {
   const toggle = event.target.closest("[data-toggle]");
@@ -213,10 +270,14 @@ document.addEventListener("click", async (event) => {
   const action = event.target.closest("[data-action]");
   if (action) {
     event.preventDefault();
-    if (action.dataset.confirm && !(await fs.confirm(action.dataset.confirm, action.dataset.confirmLabel))) return;
+    const askReason = action.hasAttribute("data-reason");
+    const reassigns = action.dataset.reassigns ? JSON.parse(action.dataset.reassigns) : null;
+    if (action.dataset.confirm && !(await fs.confirm(action.dataset.confirm, action.dataset.confirmLabel, askReason, reassigns))) return;
     try {
       const options = action.hasAttribute("data-if-match") ? { ifMatch: fs.pageVersion() } : undefined;
-      const data = await fs.api(action.dataset.method || "POST", action.dataset.action, undefined, options);
+      const reason = askReason ? document.getElementById("confirm-reason").value.trim() : "";
+      const body = reason ? { reason } : undefined;
+      const data = await fs.api(action.dataset.method || "POST", action.dataset.action, body, options);
       const after = action.dataset.after || "reload";
       if (after === "status") { fs.announce("Done."); await fs.afterFlagWrite(data); }
       else if (after === "reload") window.location.reload();
@@ -256,7 +317,9 @@ document.addEventListener("submit", async (event) => {
   event.preventDefault();
   fs.clearErrors(form);
   try {
-    const data = await fs.api(form.dataset.method || "POST", form.dataset.api, formBody(form));
+    // A submit button may post the same fields elsewhere (a review's Approve / Reject / Comment).
+    const endpoint = (event.submitter && event.submitter.dataset.api) || form.dataset.api;
+    const data = await fs.api(form.dataset.method || "POST", endpoint, formBody(form));
     if (form.hasAttribute("data-redirect-flag")) window.location.assign(`/ui/flags/${encodeURIComponent(data.flag.key)}`);
     else if (form.hasAttribute("data-show-secret")) {
       const panel = document.getElementById("new-secret");
@@ -325,6 +388,7 @@ function onChange(type, data) {
     const version = data.flag ? data.flag.version : null;
     if (version !== null && fs.ownVersions.has(version)) return;
     fs.refreshStatus();
+    fs.refreshFleet();
     if (version === null || version > fs.pageVersion()) {
       const notice = document.getElementById("changed-elsewhere");
       notice.replaceChildren(`Someone else changed this flag${version ? ` (now version ${version})` : ""}. `,
@@ -351,4 +415,6 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("sandbox-form");
   if (form) sandbox(form);
   live();
+  watchFleet();
 });
+

@@ -11,6 +11,18 @@
   const el = (...args) => window.fs.el(...args);
   const clone = (v) => JSON.parse(JSON.stringify(v));
   const NUMERIC = new Set(["gt", "gte", "lt", "lte"]);
+  // Condition options and the operators they apply to (docs/evaluation.md §3).
+  const OPTIONS = [
+    ["ignore_case", "ignore case", new Set(["equals", "not_equals", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with", "regex"])],
+    ["lenient", "lenient versions (2, 2.0, v2.0.0)", new Set(["semver_eq", "semver_gt", "semver_lt", "semver_range"])],
+  ];
+  const NOW = new Set(["now_before", "now_after", "now_between"]);  // compare the evaluation time: no attribute
+  const HINTS = {
+    in_cidr: "10.0.0.0/8 or 2001:db8::/32, one per line", not_in_cidr: "10.0.0.0/8 or 2001:db8::/32, one per line",
+    semver_range: "^1.2.3, ~1.2 or >=1.0.0 <2.0.0, one per line",
+    now_before: "2025-03-01T09:00:00Z", now_after: "2025-03-01T09:00:00Z",
+    now_between: "2025-03-01T09:00:00Z/2025-03-08T17:00:00Z, one window per line",
+  };
   let uid = 0;
   const nextId = (p) => `${p}-${++uid}`;
 
@@ -44,7 +56,25 @@
     const attr = el("input", { value: cond.attribute || "", "data-field": `${path}.attribute`, placeholder: "e.g. country" });
     const negate = el("input", { type: "checkbox", checked: !!cond.negate, "data-field": `${path}.negate` });
     const valuesBox = el("div", { class: "values" });
+    const optionsBox = el("div", { class: "options" });
+    const attrField = labelled("Attribute", attr);
     const original = cond.values;
+    function renderOptions() {
+      optionsBox.replaceChildren();
+      // .field is display:flex, which beats the hidden attribute: hide it through its style.
+      attrField.style.display = NOW.has(cond.operator) ? "none" : "";
+      if (NOW.has(cond.operator)) delete cond.attribute;
+      for (const [name, text, operators] of OPTIONS) {
+        if (!operators.has(cond.operator)) { delete cond[name]; continue; }
+        const box = el("input", { type: "checkbox", checked: !!cond[name], "data-field": `${path}.${name}` });
+        box.addEventListener("change", () => { if (box.checked) cond[name] = true; else delete cond[name]; });
+        optionsBox.append(el("div", { class: "field check" }, box, el("label", { for: box.id = nextId("opt"), text })));
+      }
+      if (!NOW.has(cond.operator)) { delete cond.timezone; return; }
+      const zone = el("input", { value: cond.timezone || "", "data-field": `${path}.timezone`, placeholder: "UTC, or e.g. Europe/Berlin" });
+      zone.addEventListener("input", () => { if (zone.value.trim()) cond.timezone = zone.value.trim(); else delete cond.timezone; });
+      optionsBox.append(labelled("Time zone of times without an offset", zone));
+    }
     function renderValues() {
       valuesBox.replaceChildren();
       if (cond.operator === "exists") { valuesBox.append(el("p", { class: "muted", text: "no values needed" })); return; }
@@ -55,24 +85,37 @@
         valuesBox.append(labelled("Segments", sel));
         return;
       }
-      const area = el("textarea", { rows: 2, "data-field": `${path}.values`, placeholder: "one per line" });
+      // As many rows as values (and one to add), so no value hides behind a scroll bar.
+      const fit = (lines) => Math.min(12, Math.max(2, lines + 1));
+      const area = el("textarea", { rows: fit((cond.values || []).length), "data-field": `${path}.values`, placeholder: HINTS[cond.operator] || "one per line" });
       area.value = valuesToText(cond.values);
-      area.addEventListener("input", () => { cond.values = textToValues(area.value, cond.operator, original); });
+      area.addEventListener("input", () => {
+        cond.values = textToValues(area.value, cond.operator, original);
+        area.rows = fit(area.value.split("\n").length);
+      });
       valuesBox.append(labelled("Values (one per line)", area));
     }
     op.addEventListener("change", () => {
       cond.operator = op.value;
       if (op.value === "exists") cond.values = [];
       if (op.value === "segment_match") cond.values = (cond.values || []).filter((v) => ctx.segments.includes(v));
+      if (!NOW.has(op.value) && cond.attribute === undefined) cond.attribute = attr.value;
+      renderOptions();
       renderValues();
+      row.classList.toggle("timed", NOW.has(cond.operator));
     });
     attr.addEventListener("input", () => { cond.attribute = attr.value; });
     negate.addEventListener("change", () => { cond.negate = negate.checked; });
+    renderOptions();
     renderValues();
-    return el("div", { class: "condition", role: "group", "aria-label": "Condition" },
-      labelled("Attribute", attr), labelled("Operator", op), valuesBox,
+    const row = el("div", { class: "condition", role: "group", "aria-label": "Condition" },
+      attrField, labelled("Operator", op), valuesBox, optionsBox,
       el("div", { class: "field check" }, negate, el("label", { for: negate.id = nextId("neg"), text: "negate" })),
       button("Remove condition", onRemove, "link danger-text"));
+    // A time condition has no attribute: its columns shift left, and its values (time ranges,
+    // the longest values of any operator) get the wide column instead of the operator's.
+    row.classList.toggle("timed", NOW.has(cond.operator));
+    return row;
   }
 
   function rulesEditor(ctx, rules, base, serveEditor) {
@@ -130,22 +173,37 @@
         const weights = Object.fromEntries((rollout.variations || []).map((v) => [v.variant, v.weight]));
         const sum = el("p", { class: "hint", "aria-live": "polite" });
         const rpath = `${path}.rollout`;
-        const inputs = ctx.variants.map((v, i) => {
+        // The rollout's own order first: buckets are handed out in list order, so listing the
+        // variations differently would move users the person never touched.
+        const listed = (rollout.variations || []).map((v) => v.variant);
+        const shown = listed.concat(ctx.variants.filter((v) => !listed.includes(v)));
+        const inputs = shown.map((v, i) => {
           const input = el("input", { type: "number", min: 0, max: 100, step: "0.001", value: weights[v] ?? 0, "data-field": `${rpath}.variations[${i}].weight`, class: "weight" });
           input.addEventListener("input", update);
           return { variant: v, input };
         });
-        function update() {
-          rollout.variations = inputs.map(({ variant, input }) => ({ variant, weight: input.value === "" ? 0 : Number(input.value) }));
-          const total = Math.round(rollout.variations.reduce((a, b) => a + b.weight, 0) * 1000) / 1000;
+        const weightOf = (input) => (input.value === "" ? 0 : Number(input.value));
+        function showSum() {
+          const total = Math.round(inputs.reduce((a, { input }) => a + weightOf(input), 0) * 1000) / 1000;
           sum.textContent = total === 100 ? `Total ${total} % ✓` : `Total ${total} % — the weights must add up to 100 %`;
           sum.classList.toggle("error", total !== 100);
         }
-        const bucket = el("input", { value: rollout.bucket_by || "", placeholder: "targeting key", "data-field": `${rpath}.bucket_by` });
-        bucket.addEventListener("input", () => { if (bucket.value.trim()) rollout.bucket_by = bucket.value.trim(); else delete rollout.bucket_by; });
+        function update() {
+          // Variations the rollout had keep their place (even at 0 %); others join when given weight.
+          rollout.variations = inputs
+            .filter(({ variant, input }) => listed.includes(variant) || weightOf(input) > 0)
+            .map(({ variant, input }) => ({ variant, weight: weightOf(input) }));
+          showSum();
+        }
+        const bucketShown = Array.isArray(rollout.bucket_by) ? rollout.bucket_by.join(", ") : rollout.bucket_by || "";
+        const bucket = el("input", { value: bucketShown, placeholder: "targeting key (or several, comma-separated: the first present)", "data-field": `${rpath}.bucket_by` });
+        bucket.addEventListener("input", () => {
+          const paths = bucket.value.split(",").map((p) => p.trim()).filter(Boolean);
+          if (paths.length > 1) rollout.bucket_by = paths; else if (paths.length) rollout.bucket_by = paths[0]; else delete rollout.bucket_by;
+        });
         detail.append(el("div", { class: "weights", "data-field": `${rpath}.variations` },
           inputs.map(({ variant, input }) => labelled(`${variant} %`, input))), sum, labelled("Bucket by attribute", bucket));
-        update();
+        showSum();
       }
       mode.addEventListener("change", () => {
         if (mode.value === "") owner[prop] = null;
@@ -193,11 +251,27 @@
         const path = `${base}.prerequisites[${i}]`;
         const keys = Object.keys(data.flags);
         const flagSel = el("select", { "data-field": `${path}.flag` }, keys.map((k) => el("option", { value: k, selected: k === p.flag, text: k })));
-        const varSel = el("select", { "data-field": `${path}.variant` }, (data.flags[p.flag] || []).map((v) => el("option", { value: v, selected: v === p.variant, text: v })));
-        flagSel.addEventListener("change", () => { p.flag = flagSel.value; p.variant = (data.flags[p.flag] || [])[0]; renderPrereqs(); });
-        varSel.addEventListener("change", () => { p.variant = varSel.value; });
+        const chosen = p.off ? [] : p.variants || [p.variant];
+        const mode = el("select", { "data-field": path },
+          el("option", { value: "one", text: "serves variant", selected: !p.off && !p.variants }),
+          el("option", { value: "any", text: "serves any of", selected: !!p.variants }),
+          el("option", { value: "off", text: "is off", selected: !!p.off }));
+        const varSel = el("select", { "data-field": p.variants ? `${path}.variants` : `${path}.variant`, multiple: !!p.variants, hidden: !!p.off },
+          (data.flags[p.flag] || []).map((v) => el("option", { value: v, selected: chosen.includes(v), text: v })));
+        const first = () => (data.flags[p.flag] || [])[0];
+        flagSel.addEventListener("change", () => { p.flag = flagSel.value; if (!p.off) { delete p.variants; p.variant = first(); } renderPrereqs(); });
+        mode.addEventListener("change", () => {
+          const picked = p.variants || (p.variant ? [p.variant] : [first()]);
+          for (const k of ["variant", "variants", "off"]) delete p[k];
+          if (mode.value === "off") p.off = true; else if (mode.value === "any") p.variants = picked; else p.variant = picked[0];
+          renderPrereqs();
+        });
+        varSel.addEventListener("change", () => {
+          const values = Array.from(varSel.selectedOptions).map((o) => o.value);
+          if (p.variants) p.variants = values; else p.variant = values[0];
+        });
         prereqBox.append(el("div", { class: "row", role: "group", "aria-label": `Prerequisite ${i + 1}` },
-          labelled("Flag", flagSel), labelled("must serve variant", varSel),
+          labelled("Flag", flagSel), labelled("Requirement", mode), p.off ? null : labelled("variant", varSel),
           button("Remove", () => { cfg.prerequisites.splice(i, 1); renderPrereqs(); }, "link danger-text", `Remove prerequisite ${i + 1}`)));
       });
       const keys = Object.keys(data.flags);
@@ -238,15 +312,23 @@
       const out = clone(flag);
       const built = clone(cfg);
       built.targets = [];
-      for (const v of ctx.variants) {
+      // Target lists in their stored order, then lists for variants that had none.
+      const stored = (cfg.targets || []).map((t) => t.variant);
+      for (const v of stored.concat(ctx.variants.filter((x) => !stored.includes(x)))) {
+        if (!targetAreas[v]) continue;
         targetAreas[v].dataset.field = "";
         if (targets[v].length) { targetAreas[v].dataset.field = `${base}.targets[${built.targets.length}].values`; built.targets.push({ variant: v, values: targets[v] }); }
       }
-      out.environments[env] = built;
+      // An environment the flag did not mention stays unmentioned while it is left as it was.
+      const untouched = !built.enabled && !built.fallthrough && !built.experiment && !built.targets.length && !built.rules.length && !built.prerequisites.length;
+      if (!untouched || env in out.environments) out.environments[env] = built;
       status.textContent = "Saving…";
       try {
         const result = await window.fs.api("PUT", `/ui/api/flags/${encodeURIComponent(flag.key)}`, out, { ifMatch: window.fs.pageVersion() });
-        status.textContent = `Saved (version ${result.flag.version}).`;
+        const moved = (result.reassigned || []).map((d) => `${d.path} ${window.fs.reassignedText(d)}`);
+        status.textContent = result.changed === false ? `No changes to save (version ${result.flag.version}).`
+          : [`Saved (version ${result.flag.version}).`, ...moved].join(" ");
+        status.classList.toggle("reassign", moved.length > 0);
         await window.fs.afterFlagWrite(result);
       } catch (error) {
         status.textContent = "Not saved.";
