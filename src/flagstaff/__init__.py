@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "__version__", "secure_mode_hash"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from flagstaff.sdk import Client
 
         return Client
+    if name == "secure_mode_hash":
+        from flagstaff.secure_mode import secure_mode_hash
+
+        return secure_mode_hash
     raise AttributeError(name)

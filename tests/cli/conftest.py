@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,5 +51,14 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp
         code = run(list(args))
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def admin(server: Server, cli: Any) -> Any:
+    """``admin("flags", "list")``: the CLI against the module's server with its admin token."""
+    def invoke(*args: str) -> Result:
+        return cli("--url", server.url, "--token", server.token, *args)  # type: ignore[no-any-return]
 
     return invoke

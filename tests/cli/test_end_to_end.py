@@ -14,14 +14,6 @@ from tests.cli.conftest import Result, Server
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def admin(server: Server, cli: Any) -> Any:
-    def invoke(*args: str) -> Result:
-        return cli("--url", server.url, "--token", server.token, *args)  # type: ignore[no-any-return]
-
-    return invoke
-
-
 def _json(result: Result) -> Any:
     assert result.code == 0, result.err
     return json.loads(result.out)
@@ -100,6 +92,28 @@ def test_segments_envs_and_tokens(admin: Any, server: Server, cli: Any) -> None:
     assert admin("tokens", "revoke", token["id"]).code == 0
     revoked = cli("--url", server.url, "--token", secret, "flags", "list")
     assert revoked.code == 2 and "the token was rejected" in revoked.err
+
+
+def test_browser_access_commands(admin: Any) -> None:
+    created = _json(admin("flags", "create", "page-banner", "--client-side", "-o", "json"))[0]
+    assert created["client_side"] is True
+    assert "hidden from client-side keys" in admin("flags", "client-side", "page-banner", "--off").out
+    assert _json(admin("flags", "get", "page-banner", "-o", "json"))["client_side"] is False
+    shown = admin("envs", "update", "staging")
+    assert shown.code == 0 and "none (pages cannot call)" in shown.out
+    access = _json(admin("envs", "update", "staging", "--allow-origin", "https://App.example.com/",
+                         "--allow-origin", "http://localhost:5173", "--secure-mode", "-o", "json"))
+    assert access == {"environment": "staging", "secure_mode": True,
+                      "allowed_origins": ["https://app.example.com", "http://localhost:5173"]}
+    fewer = _json(admin("envs", "update", "staging", "--disallow-origin", "http://localhost:5173",
+                        "-o", "json"))
+    assert fewer["allowed_origins"] == ["https://app.example.com"]
+    bad = admin("envs", "update", "staging", "--allow-origin", "app.example.com")
+    assert bad.code == 1 and "is not an origin" in bad.err
+    secret = admin("envs", "secure-mode-secret", "staging").out.strip()
+    assert secret.startswith("fsh_")
+    rotated = admin("envs", "secure-mode-secret", "staging", "--rotate").out.strip()
+    assert rotated.startswith("fsh_") and rotated != secret
 
 
 def test_apply_is_idempotent_and_export_round_trips(admin: Any, tmp_path: Path) -> None:
@@ -196,7 +210,7 @@ def test_unreachable_server_and_bad_token(cli: Any, server: Server, unused_port:
     bad = cli("--url", server.url, "--token", "fsm_wrong", "flags", "list")
     assert bad.code == 2 and "the token was rejected" in bad.err
     missing = cli("--url", server.url, "flags", "list")
-    assert missing.code == 1 and "no token" in missing.err
+    assert missing.code == 1 and "wants a token: pass --token" in missing.err
 
 
 def test_stale_write_is_a_clear_412(admin: Any, server: Server) -> None:

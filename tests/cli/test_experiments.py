@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -27,11 +28,13 @@ def test_experiment_commands_and_srm_warning(server: Server, cli: Callable[..., 
     started = cli(*base, "experiments", "start", "cli-exp", "--env", "production")
     assert started.code == 0 and "running" in started.out
 
-    # a planted sample ratio mismatch: 1,000 vs 800 exposed users on a 50/50 allocation
+    # a planted sample ratio mismatch: 1,000 vs 800 exposed users on a 50/50 allocation, recorded
+    # after the start (only the run's own exposures count)
+    now = datetime.now(UTC)
     exposures = [{"flag_key": "cli-exp", "variant": v, "user_key": f"{v}-{i}", "in_experiment": True,
-                  "timestamp": "2025-03-01T00:00:00Z", "reason": "SPLIT"}
+                  "timestamp": now.isoformat(), "reason": "SPLIT"}
                  for v, n in (("false", 1000), ("true", 800)) for i in range(n)]
-    events = [{"metric": "signup", "user_key": f"{v}-{i}", "value": None, "timestamp": "2025-03-01T00:01:00Z"}
+    events = [{"metric": "signup", "user_key": f"{v}-{i}", "value": None, "timestamp": (now + timedelta(minutes=1)).isoformat()}
               for v, n in (("false", 100), ("true", 120)) for i in range(n)]
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {sdk_key}"}) as sdk:
         assert sdk.post("/exposures", json={"batch_id": "cli-e", "events": exposures}).status_code == 202

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from flagstaff.cli import ascode, evaluate, experiments, flags, resources, serve
+from flagstaff.cli import (
+    admin,
+    ascode,
+    audit,
+    browser_access,  # noqa: F401  (its commands join flags and envs)
+    evaluate,
+    experiments,
+    flags,
+    relay,
+    resources,
+    serve,
+)
 from flagstaff.cli.errors import CliError, ExitCode
-from flagstaff.cli.output import Output, State
+from flagstaff.cli.governance import changes, policies, schedules, triggers, webhooks
+from flagstaff.cli.output import Output, State, esc
 
 try:  # recent Typer releases vendor Click; older ones use the click package
     from typer._click import exceptions as click_errors
@@ -53,17 +65,38 @@ app.add_typer(resources.segments, name="segments")
 app.add_typer(resources.envs, name="envs")
 app.add_typer(resources.tokens, name="tokens")
 app.add_typer(experiments.app, name="experiments")
+app.add_typer(changes.app, name="changes")
+app.add_typer(schedules.app, name="schedules")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(policies.app, name="policy")
+app.add_typer(triggers.app, name="triggers")
+app.add_typer(admin.app, name="admin")
+app.command("audit")(audit.audit)
 app.command("eval")(evaluate.evaluate)
 app.command("apply")(ascode.apply)
 app.command("export")(ascode.export)
 app.command("validate")(ascode.validate)
 app.command("scan")(ascode.scan_command)
 app.command("serve")(serve.serve)
+app.command("relay")(relay.relay)
+
+
+def _plain_switches(command: Any) -> None:
+    """Show on/off switches in help without a value type: ``--client-side``, not
+    ``--client-side <bool>`` (Typer prints the annotation of every option)."""
+    # --help is made on first use; make it now (cached on the command) to treat it alike.
+    help_option = command.get_help_option(command.context_class(command))
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_switches(sub)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (``main`` exits with it)."""
     command = typer.main.get_command(app)
+    _plain_switches(command)
     try:
         result = command.main(
             args=list(argv) if argv is not None else None,
@@ -71,7 +104,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except CliError as exc:
-        State().err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        State().err.print(f"[red]error:[/] {esc(exc.message)}", highlight=False)
         return int(exc.code)
     except typer.Exit as exc:
         return int(exc.exit_code)

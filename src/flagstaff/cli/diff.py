@@ -10,6 +10,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flagstaff.engine.reassignment import describe
+
 Change = dict[str, Any]
 
 
@@ -58,7 +60,9 @@ def render(changes: Iterable[Mapping[str, Any]], *, indent: str = "    ") -> lis
     lines = []
     for change in changes:
         op, where = change.get("op"), change.get("path") or "(whole value)"
-        if op == "add":
+        if op == "reassign":
+            lines.append(f"{indent}[bold magenta]! {where}: {describe(change)}[/]")
+        elif op == "add":
             lines.append(f"{indent}[green]+ {where}: {_show(change.get('new'))}[/]")
         elif op == "remove":
             lines.append(f"{indent}[red]- {where}: {_show(change.get('old'))}[/]")

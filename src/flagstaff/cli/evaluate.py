@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from flagstaff.cli.errors import CliError
-from flagstaff.cli.output import OutputOption, compact, emit, state, table
+from flagstaff.cli.output import OutputOption, compact, emit, esc, state, table
 
 
 def evaluate(
@@ -37,12 +37,12 @@ def evaluate(
         raise CliError('--context must be a JSON object, e.g. \'{"key": "user-1"}\'')
     body = {"flag": key, "context": parsed, **({"environment": env} if env else {})}
     with st.client() as client:
-        detail = client.send("POST", "/evaluate", body)
+        detail = client.send("POST", "/evaluate", body, options={"environment": "--env"})
 
     def show(console: Console) -> None:
         rows = [(name, compact(detail.get(name)) if name == "value" else detail.get(name))
                 for name in ("value", "variant", "reason", "rule_id", "prerequisite_key", "error_code", "error_message", "version")
                 if name in ("value", "variant", "reason") or detail.get(name) is not None]  # fmt: skip
-        console.print(table(f"{key}", ["field", "value"], rows))
+        console.print(table(esc(key), ["field", "value"], rows))
 
     emit(st, output, detail, show)

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from flagstaff.cli.client import path
 from flagstaff.cli.errors import CliError
-from flagstaff.cli.output import OutputOption, emit, state, table
+from flagstaff.cli.output import OutputOption, emit, esc, state, table
 from flagstaff.flagfile import FlagFileError, load_file
 
 segments = typer.Typer(
@@ -107,7 +107,7 @@ def create_segment(
         st,
         output,
         created,
-        lambda c: c.print("\n".join(f"[green]created[/] segment {s['key']}" for s in created)),
+        lambda c: c.print("\n".join(f"[green]created[/] segment {esc(s['key'])}" for s in created)),
     )
 
 
@@ -120,7 +120,7 @@ def delete_segment(ctx: typer.Context, key: str, output: OutputOption = None) ->
     st = state(ctx)
     with st.client() as client:
         client.send("DELETE", path("segments", key))
-    emit(st, output, {"deleted": key}, lambda c: c.print(f"deleted segment {key}"))
+    emit(st, output, {"deleted": key}, lambda c: c.print(f"deleted segment {esc(key)}"))
 
 
 @envs.command("list")
@@ -151,7 +151,7 @@ def create_env(
     body = {"key": key, **({"name": name} if name else {})}
     with st.client() as client:
         env = client.send("POST", "/environments", body)
-    emit(st, output, env, lambda c: c.print(f"[green]created[/] environment {key}"))
+    emit(st, output, env, lambda c: c.print(f"[green]created[/] environment {esc(key)}"))
 
 
 @tokens.command("create")
@@ -163,12 +163,17 @@ def create_token(
         str | None, typer.Option(help="admin | editor | viewer (management tokens)")
     ] = None,
     env: Annotated[str | None, typer.Option("--env", "-e", help="environment (SDK keys)")] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="print only the secret, for KEY=$(flagstaff tokens create ... -q)"),
+    ] = False,
     output: OutputOption = None,
 ) -> None:
     """Create a token; its secret is shown this once.
 
     Examples: flagstaff tokens create --name ci --role editor ;
-    flagstaff tokens create --name web --kind sdk-client --env production
+    flagstaff tokens create --name web --kind sdk-client --env production ;
+    export FLAGSTAFF_SDK_KEY=$(flagstaff tokens create --name api --kind sdk-server --env production -q)
     """
     st = state(ctx)
     body = {"name": name, "kind": kind, "role": role, "environment": env}
@@ -176,13 +181,17 @@ def create_token(
         body["role"] = "viewer"
     with st.client() as client:
         token = client.send("POST", "/tokens", {k: v for k, v in body.items() if v is not None})
+    if quiet:
+        print(token["secret"])
+        return
 
     def show(console: Console) -> None:
         console.print(
-            f"[green]created[/] token {token.get('id')} ({token.get('kind')}, {token.get('role') or token.get('environment')})"
+            f"[green]created[/] token {esc(token.get('id'))} "
+            f"({esc(token.get('kind'))}, {esc(token.get('role') or token.get('environment'))})"
         )
         console.print(
-            f"secret (shown once, store it now): [bold]{token.get('secret')}[/]", highlight=False
+            f"secret (shown once, store it now): [bold]{esc(token.get('secret'))}[/]", highlight=False
         )
 
     emit(st, output, token, show)
@@ -225,4 +234,4 @@ def revoke_token(
     st = state(ctx)
     with st.client() as client:
         token = client.send("DELETE", path("tokens", token_id))
-    emit(st, output, token, lambda c: c.print(f"revoked token {token_id}"))
+    emit(st, output, token, lambda c: c.print(f"revoked token {esc(token_id)}"))

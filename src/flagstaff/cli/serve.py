@@ -20,20 +20,30 @@ def serve(
         bool,
         typer.Option("--insecure-dev", help="open write access, localhost only; development only"),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="server processes sharing the port (default: one per core; 1 with --insecure-dev)",
+        ),
+    ] = None,
 ) -> None:
     """Start the Flagstaff server; FLAGSTAFF_* environment variables work too.
 
-    Example: flagstaff serve --port 8400 --database-url postgresql://localhost/flagstaff
+    Example: flagstaff serve --port 8400 --database-url postgresql://localhost/flagstaff --workers 2
     """
     try:
-        from flagstaff.server.main import run
+        from flagstaff.server.main import CannotListen, run
         from flagstaff.server.settings import Settings
     except ImportError as exc:
         raise CliError(
             f"the server is not installed ({exc.name} missing): pip install 'flagstaff[server]'"
         ) from None
-    overrides = {"host": host, "port": port, "database_url": database_url}
+    overrides = {"host": host, "port": port, "database_url": database_url, "workers": workers}
     values = {k: v for k, v in overrides.items() if v is not None}
     if insecure_dev:
         values["insecure_dev"] = True
-    run(Settings(**values))  # type: ignore[arg-type]
+    try:
+        run(Settings(**values))  # type: ignore[arg-type]
+    except CannotListen as exc:
+        raise CliError(str(exc)) from None

@@ -4,18 +4,20 @@ Both sides are compared as the engine's normalised canonical definitions (server
 dropped), so a file exported from a server, or applied once already, plans no change.  Updates
 carry ``If-Match`` with the version that was read, so a concurrent edit fails with 412 instead
 of being overwritten.  Nothing is ever deleted: flags on the server that the file does not
-mention are reported and left alone.
+mention are reported and left alone.  Approval policies and webhook subscriptions are planned
+in :mod:`flagstaff.cli.sync_governance`.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from flagstaff.cli.client import ApiClient, path
-from flagstaff.cli.diff import Change, diff
+from flagstaff.cli.diff import diff
+from flagstaff.cli.plan import Action, Plan
+from flagstaff.cli.sync_governance import execute_governance, plan_governance
 from flagstaff.engine import (
     DefinitionError,
     flag_references,
@@ -23,26 +25,8 @@ from flagstaff.engine import (
     validate_flag,
     validate_segment,
 )
+from flagstaff.engine.reassignment import keep_variation_order, reassignments
 from flagstaff.flagfile import SERVER_MANAGED, FlagFile
-
-
-@dataclass
-class Action:
-    kind: str  # environment | segment | flag
-    key: str
-    op: str  # create | update | restore
-    body: dict[str, Any] = field(default_factory=dict)
-    version: int | None = None
-    changes: list[Change] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key, "op": self.op, "changes": self.changes}
-
-
-@dataclass
-class Plan:
-    actions: list[Action]
-    unmanaged: list[str]  # server flags the file does not mention
 
 
 def normalise(definition: Mapping[str, Any], *, segment: bool = False) -> dict[str, Any]:
@@ -86,17 +70,47 @@ def make_plan(client: ApiClient, file: FlagFile, *, environment: str | None = No
             actions.append(Action("flag", key, "create", body, changes=[]))
             continue
         old = normalise(current)
-        body = _scoped(wanted, old, environment)
+        # The server keeps the stored order of a rollout listed in another order (it would
+        # move users for nothing), so the preview does the same.
+        body = keep_variation_order(old, _scoped(wanted, old, environment))
         changes = diff(old, body)
+        if changes:
+            changes += [r.to_change() for r in reassignments(old, body)]
         if key in archived:
             restore = {"path": "state", "op": "replace", "old": "archived", "new": "active"}
             actions.append(
                 Action("flag", key, "restore", body, _version(current), [restore, *changes])
             )
         elif changes:
-            actions.append(Action("flag", key, "update", body, _version(current), changes))
+            actions.append(
+                Action("flag", key, "update", body, _version(current), changes, _warnings(old, body))
+            )
+    governance = plan_governance(client, file, environment=environment)
+    flags_from = next((i for i, a in enumerate(actions) if a.kind == "flag"), len(actions))
+    actions[flags_from:flags_from] = governance.before_flags
+    actions += governance.after_flags
     in_file = {f["key"] for f in file.flags}
-    return Plan(actions=actions, unmanaged=sorted(k for k in active if k not in in_file))
+    return Plan(
+        actions=actions, unmanaged=sorted(k for k in active if k not in in_file),
+        unmanaged_webhooks=governance.unmanaged_webhooks,
+    )
+
+
+def _warnings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The parts of an update that undo an operator's deliberate state on the server."""
+    found = []
+    new_envs = new.get("environments") or {}
+    for env, config in (old.get("environments") or {}).items():
+        wanted = new_envs.get(env) or {}
+        if not config.get("enabled") and wanted.get("enabled"):
+            found.append(f"turns {env} ON: it is off on the server (killed?); this reverts that")
+        experiment = config.get("experiment") or {}
+        if experiment.get("status") in ("running", "paused") and wanted.get("experiment") != experiment:
+            found.append(
+                f"changes the {experiment['status']} experiment in {env}: its users would "
+                "move between arms and its data mix"
+            )
+    return found
 
 
 def execute(client: ApiClient, plan: Plan, *, step: Callable[[Action], None] | None = None) -> None:
@@ -107,6 +121,8 @@ def execute(client: ApiClient, plan: Plan, *, step: Callable[[Action], None] | N
 
 
 def _apply(client: ApiClient, action: Action) -> None:
+    if execute_governance(client, action):
+        return
     if action.kind == "environment":
         client.send("POST", "/environments", action.body)
     elif action.kind == "segment" and action.op == "create":
@@ -167,6 +183,7 @@ def _environments(file: FlagFile) -> list[str]:
     result = list(file.environments)
     for flag in file.flags:
         result += [e for e in flag.get("environments", {}) if e not in result]
+    result += [e for e in file.policies or {} if e not in result]
     return result
 
 
