@@ -1,7 +1,8 @@
 """Engine benchmark: W1-W3 medians, scaling, compile time, and competitor SDKs offline.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py`` (writes the "engine" section of
-docs/benchmarks.md). Competitors are optional: ``pip install launchdarkly-server-sdk
+Run: ``.venv/bin/python benchmarks/bench_engine.py`` (writes the "engine" and
+"engine-operators" sections of docs/benchmarks.md; ``--operators`` measures and writes only the
+operator rows). Competitors are optional: ``pip install launchdarkly-server-sdk
 UnleashClient growthbook openfeature-provider-flagd``; a missing or failing one is reported
 with its reason, never faked.
 """
@@ -12,6 +13,7 @@ import contextlib
 import gc
 import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _operator_workloads import bomb_rows, operator_rows
 from _report import median_ns, table, write_section
 from tests.builders import EnvBuilder, cond, flag, snapshot
 
@@ -332,6 +335,35 @@ def competitors() -> dict[str, dict[str, str]]:
     return results
 
 
+def operators() -> None:
+    """The operator rows, a section of their own so they can be measured alone (``--operators``)."""
+    load_before = os.getloadavg()[0]
+    print("operators ...", flush=True)
+    op_rows = operator_rows()
+    many_rows = bomb_rows()
+    load_after = os.getloadavg()[0]
+    md = "\n\n".join([
+        "### Operators: median ns per evaluation of a one-rule flag (rule matches / does not)\n\n"
+        "Operands are parsed when the flag is compiled. Each row is timed in rounds alternating "
+        "with its baseline (`equals`, or a one-variant prerequisite), and *vs baseline* is the "
+        "median of the per-round ratios: it holds when the machine is busy, while the absolute ns "
+        "(median per call) rise with the load. `now_*` rows read the clock (no miss column: the "
+        f"time is now). Load average (1 min) {load_before:.1f} before and {load_after:.1f} after "
+        f"these rows, on {os.cpu_count()} cores.\n\n"
+        + table(["operator", "match ns", "match vs baseline", "no match ns", "no match vs baseline"],
+                op_rows),
+        "### Many operands against a long value (ms per evaluation)\n\n"
+        "10,000 operands of 100 characters (about the most a 1 MiB flag body holds). *before* is "
+        "the previous compilation, every operand in turn (for `ignore_case`, the same on folded "
+        "strings), timed in the same run; *after* is `Snapshot.evaluate`. `contains` does not "
+        "scan values over 8,192 characters (docs/evaluation.md, text length cap). *compile ms* "
+        "is the one-time cost of building the automaton or index.\n\n"
+        + table(["case", "before ms", "after ms", "speed-up", "compile ms"], many_rows),
+    ])
+    print(md)
+    write_section("engine-operators", md)
+
+
 def main() -> None:
     global W2_EXPECTED
     snap = compile_snapshot(snapshot([flag("w2").env("production", _w2_env(10))]))
@@ -343,6 +375,7 @@ def main() -> None:
     ours_rows = [[w, f"{ns:.0f}", f"{targets[w]}", "yes" if ns <= targets[w] else "NO"]
                  for w, ns in mine.items()]
     rule_rows = scaling()
+    operators()
     flag_rows, compile_10k, gc_10k = flag_count_scaling()
     print("competitors ...", flush=True)
     others = competitors()
@@ -384,4 +417,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--operators"]:
+        operators()
+    else:
+        main()

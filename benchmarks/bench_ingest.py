@@ -1,4 +1,4 @@
-"""Ingestion benchmark: exposures and metric events per second into SQLite (issue 6 §2).
+"""Ingestion benchmark: exposures and metric events per second into SQLite.
 
 Target: ≥ 50,000 events/s on SQLite in batches of 1,000, over HTTP.  Two measurements:
 
@@ -125,6 +125,7 @@ class Server:
         self.port = free_port()
         self.admin = "fsm_" + secrets.token_urlsafe(32)
         env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": self.admin, "FLAGSTAFF_DEMO": "false",
+               "FLAGSTAFF_WORKERS": "1",
                "FLAGSTAFF_LOG_LEVEL": "WARNING"}
         self.log = (directory / "server.log").open("wb")
         self.process = subprocess.Popen(

@@ -37,13 +37,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import cast
 
 import httpx
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_section
+from _sse_swarm import SseConnection, SseSwarm
 
 EVENT = re.compile(rb'event: flag_updated\ndata: \{"key":"bench-(\d+)"')
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,11 +83,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Server:
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(self, database_url: str, log: Path, *, workers: int = 1) -> None:
         self.port = free_port()
         self.token = "fsm_" + secrets.token_urlsafe(32)
         env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": self.token, "FLAGSTAFF_DEMO": "false",
-               "FLAGSTAFF_LOG_LEVEL": "WARNING",
+               "FLAGSTAFF_LOG_LEVEL": "WARNING", "FLAGSTAFF_WORKERS": str(workers),
                # Every simulated client uses the one key; the per-key cap (default 1,000,
                # docs/reliability.md) would otherwise refuse all but the first thousand.
                "FLAGSTAFF_MAX_STREAMS_PER_KEY": "1000000"}
@@ -150,83 +150,34 @@ def latency_probe(url: str, token: str, samples: int, warmup: int) -> None:
     print("\n".join(map(str, timings)))
 
 
-class _Connection(asyncio.Protocol):
-    """One raw SSE connection: a Protocol, not a StreamReader and a task, so the load generator
-    costs one callback per read and little memory, and does not compete with the server."""
-
-    def __init__(self, clients: Clients) -> None:
-        self.clients = clients
-        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.head = b""
-        self.tail = b""
-        self.seen = -1
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self.clients.request)
-
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
-        if not self.started.done():
-            self.head += data
-            end = self.head.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if b" 200 " not in self.head.split(b"\r\n", 1)[0]:
-                self.started.set_exception(RuntimeError(self.head.decode(errors="replace")))
-                assert self.transport is not None
-                self.transport.close()
-                return
-            self.started.set_result(None)
-            data, self.head = self.head[end + 4:], b""
-        buffer = self.tail + data
-        for match in EVENT.finditer(buffer):
-            k = int(match.group(1))
-            if k > self.seen:
-                self.seen = k
-                self.clients.arrivals.setdefault(k, []).append(now)
-        self.tail = buffer[-256:]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.started.done():
-            self.started.set_exception(ConnectionError("closed before the response"))
-
-
 class Clients:
     """N raw SSE connections recording when each ``bench-<k>`` event arrives."""
 
     def __init__(self, port: int, key: str) -> None:
-        self.request = (f"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                        f"{key}\r\nAccept: text/event-stream\r\n\r\n").encode()
-        self.port = port
+        request = (f"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                   f"{key}\r\nAccept: text/event-stream\r\n\r\n").encode()
+        self.swarm = SseSwarm(port, request, self._on_data)
         self.arrivals: dict[int, list[float]] = {}
-        self.connections: list[_Connection] = []
-        self.failed = 0
 
-    async def open(self, n: int, batch: int = 250) -> None:
-        for start in range(0, n, batch):
-            opened = await asyncio.gather(
-                *(self._connect() for _ in range(min(batch, n - start))), return_exceptions=True)
-            self.failed += sum(isinstance(o, BaseException) for o in opened)
+    def _on_data(self, connection: SseConnection, buffer: bytes, now: float) -> None:
+        for match in EVENT.finditer(buffer):
+            k = int(match.group(1))
+            if k > connection.seen:
+                connection.seen = k
+                self.arrivals.setdefault(k, []).append(now)
 
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(
-            lambda: _Connection(self), "127.0.0.1", self.port)
-        async with asyncio.timeout(30):
-            await connection.started
-        self.connections.append(connection)
+    @property
+    def failed(self) -> int:
+        return self.swarm.failed
+
+    async def open(self, n: int) -> None:
+        await self.swarm.open(n)
 
     def delivered(self) -> int:
         return sum(len(v) for v in self.arrivals.values())
 
     async def close(self) -> None:
-        for connection in self.connections:
-            if connection.transport is not None:
-                connection.transport.close()
-        await asyncio.sleep(0.5)
+        await self.swarm.close()
 
 
 async def run_one(n: int, *, writes: int, samples: int, interval: float, database_url: str,

@@ -223,6 +223,7 @@ async def soak(args: argparse.Namespace) -> int:
     admin = "fsm_" + secrets.token_urlsafe(32)
     tmp = Path(tempfile.mkdtemp(prefix="rel_soak_"))
     env = {**os.environ, "FLAGSTAFF_BOOTSTRAP_TOKEN": admin, "FLAGSTAFF_DEMO": "false",
+           "FLAGSTAFF_WORKERS": "1",
            "FLAGSTAFF_LOG_LEVEL": "WARNING", "FLAGSTAFF_MAX_STREAMS_PER_KEY": str(args.clients + 10),
            "FLAGSTAFF_STREAM_PRUNE_INTERVAL_SECONDS": str(args.prune_seconds)}
     url = args.database_url or f"sqlite:///{tmp / 'soak.db'}"
