@@ -102,6 +102,21 @@ class EnvBuilder:
         self._data["prerequisites"].append({"flag": flag_key, "variant": variant})
         return self
 
+    def prerequisite_any(self, flag_key: str, *variants: str) -> EnvBuilder:
+        """The parent must be on and serve any of ``variants``."""
+        self._data["prerequisites"].append({"flag": flag_key, "variants": list(variants)})
+        return self
+
+    def prerequisite_off(self, flag_key: str) -> EnvBuilder:
+        """The parent must be off in this environment."""
+        self._data["prerequisites"].append({"flag": flag_key, "off": True})
+        return self
+
+    def prerequisites(self, *raw: Mapping[str, Json]) -> EnvBuilder:
+        """Prerequisites exactly as given (for validation tests)."""
+        self._data["prerequisites"].extend(dict(p) for p in raw)
+        return self
+
     def target(self, variant: str, *values: str) -> EnvBuilder:
         """Serve ``variant`` to these targeting keys (adds to an existing list for the variant)."""
         for existing in self._data["targets"]:
@@ -238,6 +253,11 @@ class FlagBuilder:
 
     def salt(self, salt: str | None) -> FlagBuilder:
         self._data["salt"] = salt
+        return self
+
+    def client_side(self, available: bool = True) -> FlagBuilder:
+        """Available to client-side SDK keys (browsers)."""
+        self._data["client_side"] = available
         return self
 
     def set(self, field: str, value: Json) -> FlagBuilder:
