@@ -256,18 +256,23 @@ def test_each_batch_is_decoded_once(
     client: TestClient, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The request-limits middleware decodes and checks the body; the route reuses that."""
+    import json
+
     import flagstaff.server.limits as limits
     import flagstaff.server.routes.ingest as ingest
 
-    real = limits.json.loads
     calls: list[int] = []
 
-    def counting(body: Any) -> Any:
-        calls.append(len(body))
-        return real(body)
+    def counting(real: Any) -> Any:
+        def decode(body: Any) -> Any:
+            calls.append(len(body))
+            return real(body)
+        return decode
 
-    monkeypatch.setattr(limits.json, "loads", counting)  # the same module object as ingest.json
-    assert ingest.json is limits.json
+    # Every way either layer may decode: the middleware's hot-path JSON, the route's json.
+    monkeypatch.setattr(limits.wirejson, "loads", counting(limits.wirejson.loads))
+    assert ingest.json is json
+    monkeypatch.setattr(json, "loads", counting(json.loads))
     for path, event in (("/exposures", exposure("u")), ("/track", metric("u"))):
         calls.clear()
         response = client.post(path, headers=auth(tokens.sdk_server),

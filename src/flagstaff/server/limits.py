@@ -21,12 +21,13 @@ import hashlib
 import json
 import threading
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.errors import FlagstaffError, Invalid, RateLimited
+from flagstaff.server import wirejson
 from flagstaff.server.errors import error_payload
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ class RequestLimits:
     max_list_items: int = 100_000
     max_object_keys: int = 10_000
     body_timeout_seconds: float = 30.0
+    # A body no longer than this has no string, array or object longer than a limit.
+    small_body_bytes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "small_body_bytes", min(
+            self.max_string_length, self.max_list_items, self.max_object_keys))
 
 
 def request_limits(settings: Settings) -> RequestLimits:
@@ -175,7 +182,7 @@ def parse_checked_body(body: bytes, limits: RequestLimits) -> tuple[FlagstaffErr
     if not body.strip():
         return None, NOT_PARSED
     try:
-        parsed = json.loads(body)
+        parsed = wirejson.loads(body)
     except RecursionError:
         return Invalid(
             f"body: nested deeper than {limits.max_json_depth} levels",
@@ -201,8 +208,9 @@ def _too_small_to_break_limits(body: bytes, limits: RequestLimits) -> bool:
     or ``{`` per level; U+0000 can only be written as ``\\u0000`` in UTF-8 JSON, and a body
     with a zero byte may be UTF-16 or -32 (whose ASCII has zero bytes), so it is walked."""
     return (
-        len(body) <= min(limits.max_string_length, limits.max_list_items, limits.max_object_keys)
-        and body.count(b"{") + body.count(b"[") <= limits.max_json_depth
+        len(body) <= limits.small_body_bytes
+        and (len(body) <= limits.max_json_depth  # too short to open that many levels
+             or body.count(b"{") + body.count(b"[") <= limits.max_json_depth)
         and b"\x00" not in body
         and b"\\u0000" not in body
     )
