@@ -83,7 +83,10 @@ def checked_context(
     """The context to evaluate: without its secure-mode hash, which must be valid when the
     environment is in secure mode and the key is client-side."""
     given = context.get(HASH_ATTRIBUTE)
-    clean = {k: v for k, v in context.items() if k != HASH_ATTRIBUTE}
+    if HASH_ATTRIBUTE in context:
+        clean = {k: v for k, v in context.items() if k != HASH_ATTRIBUTE}
+    else:
+        clean = dict(context)
     if kind != SDK_CLIENT:
         return clean
     secret = policy.secure_mode_secret(environment)

@@ -100,6 +100,8 @@ def create_app(
             await run_in_threadpool(browser.start, app, opened)
             yield
         finally:
+            if isinstance(app, FlagstaffApp) and app.fast_path is not None:
+                app.fast_path.unbind()  # the next start builds new caches
             if owned:
                 # In a thread: it may wait for connections other threads still hold.
                 await run_in_threadpool(opened.close)

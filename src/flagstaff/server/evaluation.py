@@ -14,7 +14,6 @@ browser checks (``server/browser/guard.py``); the OFREP context is read by
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +21,10 @@ from pydantic import TypeAdapter
 
 from flagstaff import ofrep
 from flagstaff.browser.visibility import ClientView, is_client_side, not_found
-from flagstaff.engine import ErrorCode, Snapshot
+from flagstaff.engine import ErrorCode, EvaluationDetail, Snapshot
 from flagstaff.errors import Forbidden, Invalid
 from flagstaff.remote import detail_json
+from flagstaff.server import wirejson
 from flagstaff.server.models import EvaluateIn, EvaluationOut, EvaluationsOut
 from flagstaff.server.snapshots import CachedSnapshot
 
@@ -35,13 +35,9 @@ if TYPE_CHECKING:
 JSON_TYPE = "application/json"
 
 
-# One encoder for every answer: ``json.dumps`` with options builds a new one per call.
-_OFREP_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
 def ofrep_json(value: Any) -> bytes:
     """An OFREP body: compact, UTF-8 as is."""
-    return _OFREP_ENCODER.encode(value).encode()
+    return wirejson.dumps(value)
 
 
 _ONE = TypeAdapter(EvaluationOut)
@@ -108,15 +104,58 @@ def evaluate_all(
 
 # -- OFREP ---------------------------------------------------------------------------------
 
+# An outcome's encoded OFREP item, by (flag key, the outcome object, client shape).  The
+# engine shares one outcome object per static result (engine/types.py), so most evaluations end
+# in an object seen before, whose item need not be built and encoded again.  A memo belongs to
+# one snapshot (``CachedSnapshot.encoded``) and so goes with it; the outcome is kept beside its
+# bytes, so an id is never taken for another object's.
+OutcomeMemo = dict[tuple[str, int, bool], tuple[object, bytes]]
+MAX_MEMO_ENTRIES = 20_000  # beyond it the memo starts over (outcomes built per call)
+
+
+def _item(key: str, detail: EvaluationDetail, client: bool, memo: OutcomeMemo | None) -> bytes:
+    """``ofrep_json(ofrep.evaluation(key, detail))``, from ``memo`` when it has it."""
+    if memo is None:
+        return ofrep_json(ofrep.evaluation(key, detail, client=client))
+    slot = (key, id(detail), client)
+    hit = memo.get(slot)
+    if hit is not None and hit[0] is detail:
+        return hit[1]
+    raw = ofrep_json(ofrep.evaluation(key, detail, client=client))
+    if detail.error_code is None:  # errors carry per-call messages: not worth keeping
+        if len(memo) >= MAX_MEMO_ENTRIES:
+            memo.clear()
+        memo[slot] = (detail, raw)
+    return raw
+
+
+def _streams(event_streams: Sequence[dict[str, Any]], memo: OutcomeMemo | None) -> bytes:
+    """``ofrep_json(event_streams)``; a key's descriptor is one shared object all its token's
+    window long (``OfrepStreams.event_streams``), so its encoding is remembered beside the
+    outcomes'."""
+    if memo is None:
+        return ofrep_json(event_streams)
+    slot = ("", id(event_streams), False)  # "": no flag's key
+    hit = memo.get(slot)
+    if hit is not None and hit[0] is event_streams:
+        return hit[1]
+    raw = ofrep_json(event_streams)
+    if len(memo) >= MAX_MEMO_ENTRIES:
+        memo.clear()
+    memo[slot] = (event_streams, raw)
+    return raw
+
+
 def ofrep_single(
     snapshot: Snapshot, key: str, context: dict[str, Any], *, client: bool,
+    memo: OutcomeMemo | None = None,
 ) -> tuple[int, bytes]:
     """One flag: (status, body).  404 for a flag that does not exist (or that a client-side
-    key may not see), 400 for one that could not be evaluated."""
+    key may not see), 400 for one that could not be evaluated.  ``memo``: the snapshot's."""
     if client and not is_client_side(snapshot, key):
         return 404, ofrep_json(ofrep.not_found(key))
     detail = snapshot.evaluate(key, context, None)
-    body = ofrep_json(ofrep.evaluation(key, detail, client=client))
+    body = _item(key, detail, client, memo)
     if detail.error_code is None:
         return 200, body
     return (404 if detail.error_code is ErrorCode.FLAG_NOT_FOUND else 400), body
@@ -125,16 +164,29 @@ def ofrep_single(
 def ofrep_bulk(
     snapshot: Snapshot, view: ClientView, context: dict[str, Any], *, client: bool,
     event_streams: Sequence[dict[str, Any]] | None, installation: str,
+    memo: OutcomeMemo | None = None,
 ) -> tuple[bytes, str]:
-    """Every flag the key's audience may see: (body, its ETag).
+    """Every flag the key's audience may see: (body, its ETag).  ``memo``: the snapshot's.
 
-    The tag hashes this database's installation id with the exact body, so it changes exactly
-    when this context's answers (or its event-stream URLs) change."""
-    flags = [ofrep.evaluation(k, snapshot.evaluate(k, context), client=client)
-             for k in view.keys(snapshot, client=client)]
-    body: dict[str, Any] = {"flags": flags}
+    The body is ``ofrep_json({"flags": [...], "eventStreams": ...})``, put together from the
+    items' encodings.  The tag hashes this database's installation id with the exact body, so it
+    changes exactly when this context's answers (or its event-stream URLs) change."""
+    evaluate = snapshot.evaluate
+    items = b",".join([_item(k, evaluate(k, context), client, memo)
+                       for k in view.keys(snapshot, client=client)])
     if event_streams:
-        body["eventStreams"] = event_streams
-    raw = ofrep_json(body)
-    tag = '"' + hashlib.blake2b(installation.encode() + raw, digest_size=16).hexdigest() + '"'
-    return raw, tag
+        raw = b'{"flags":[' + items + b'],"eventStreams":' + _streams(event_streams, memo) + b"}"
+    else:
+        raw = b'{"flags":[' + items + b"]}"
+    seed = _TAG_SEEDS.get(installation)
+    if seed is None:  # one installation per process (more in tests)
+        if len(_TAG_SEEDS) >= 64:
+            _TAG_SEEDS.clear()
+        seed = _TAG_SEEDS[installation] = hashlib.blake2b(installation.encode(), digest_size=16)
+    digest = seed.copy()
+    digest.update(raw)
+    return raw, '"' + digest.hexdigest() + '"'
+
+
+# blake2b(installation + body) as blake2b(installation) carried on with the body.
+_TAG_SEEDS: dict[str, hashlib.blake2b] = {}

@@ -19,6 +19,12 @@ string, a duplicated header, an unusual content type, a body that is too large, 
 JSON, and every refusal or invalid input (so error shapes, 401s counted by the rate limiter and
 refusals logged are the routes' own).  The fast path changes how soon an answer comes, never
 what it is; ``FLAGSTAFF_EVALUATION_FAST_PATH=false`` turns it off.
+
+Per request it only compares: what a key needs (its principal, kind and OFREP environment) is
+derived once per token-cache entry and used while the cache answers with that same entry (a
+revocation, expiry or reread replaces the entry, and with it what was derived); the app's
+state is bound once per lifespan; answers are put together from the snapshot's remembered
+encodings (``evaluation.ofrep_bulk``).
 """
 
 from __future__ import annotations
@@ -29,33 +35,39 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.browser.cors import cors_headers
 from flagstaff.errors import FlagstaffError
-from flagstaff.numerals import ascii_int
 from flagstaff.server import evaluation
-from flagstaff.server.auth import SDK_CLIENT, Principal, principal_from
 from flagstaff.server.browser.access import AccessPolicy
 from flagstaff.server.browser.guard import check_origin_of, checked_context_of
 from flagstaff.server.etags import none_match
+from flagstaff.server.known_keys import Caller, KnownKeys
 from flagstaff.server.limits import BODY_DEADLINE_KEY, NOT_PARSED, RequestLimits, parse_checked_body
 from flagstaff.server.logging_setup import request_id_var
 from flagstaff.server.middleware import (
     REQUEST_ID_HEADER,
     AccessLogPolicy,
     log_request,
+    new_request_id,
     request_id_from,
 )
 from flagstaff.server.models import EvaluateAllIn, EvaluateIn
 from flagstaff.server.ofrep_context import context_of
 from flagstaff.server.ratelimit import client_ip
 from flagstaff.server.read_deadlines import ReadDeadlines
+
+if TYPE_CHECKING:
+    from flagstaff.browser.visibility import ClientView
+    from flagstaff.server.browser.eventstream import OfrepStreams
+    from flagstaff.server.ratelimit import AuthFailureLimiter
+    from flagstaff.server.snapshots import CachedSnapshot, SnapshotCache
+    from flagstaff.server.token_cache import TokenCache
 
 log = logging.getLogger("flagstaff.server.fast_evaluation")
 
@@ -65,6 +77,7 @@ _SINGLE_PREFIX = OFREP_BULK + "/"
 EVALUATE = "/evaluate"
 EVALUATE_ALL = "/evaluate/all"
 MAX_KEY_LENGTH = 128  # the route's ``Path(max_length=128)``
+MAX_ORIGINS = 10_000  # origins whose CORS headers are remembered; beyond it the memo starts over
 
 # The request headers an answer depends on; a request that repeats one of them goes to the
 # app (the layers there do not all pick the same one of two).
@@ -76,11 +89,26 @@ _JSON = b"application/json"
 _JSON_HEADER = (b"content-type", _JSON)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x, once per answer
 class _Answer:
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """What this layer reads of the app's state, bound once per lifespan."""
+
+    token_cache: TokenCache
+    policy: AccessPolicy
+    failures: AuthFailureLimiter
+    snapshots: SnapshotCache
+    client_view: ClientView
+    ofrep_streams: OfrepStreams
+    installation: str
+    metrics: Any
+    keys: KnownKeys
 
 
 class _NotHere(Exception):
@@ -102,6 +130,8 @@ class EvaluationFastPath:
         self._latency: dict[tuple[str, int], Any] = {}
         self._reloading: asyncio.Future[None] | None = None
         self._deadlines = ReadDeadlines()
+        self._bound: _Bound | None = None
+        self._cors: dict[str, list[tuple[bytes, bytes]]] = {}
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # A plain function: anything else passes with no frame of this layer kept (/stream).
@@ -115,18 +145,21 @@ class EvaluationFastPath:
     async def _serve(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
         started = time.perf_counter()
         headers = _request_headers(scope)
-        policy = getattr(self.state, "access_policy", None)
-        if policy is not None and not policy.fresh():
-            await self._reload(policy)
-        principal = None if headers is None else self._principal(scope, headers)
-        if headers is None or principal is None:
+        bound = self._bind()
+        if bound is not None and not bound.policy.fresh():
+            await self._reload(bound.policy)
+            if not bound.policy.fresh():
+                bound = None  # still stale: the route reads it (and reports a failure)
+        caller = None if headers is None or bound is None else self._caller(bound, scope, headers)
+        if caller is None:
             await self.app(scope, receive, send)
             return
+        assert headers is not None and bound is not None
         read, body = await self._read_body(scope, receive, headers)
         answer = None
         if body is not None:
             try:
-                answer = self._answer(scope, route, headers, principal, body)
+                answer = self._answer(bound, scope, route, headers, caller, body)
             except (_NotHere, FlagstaffError, ValidationError):
                 pass  # the route gives the documented answer
             except Exception:
@@ -135,7 +168,30 @@ class EvaluationFastPath:
         if answer is None:
             await self.app(scope, _replaying(read, receive), send)
             return
-        await self._send(scope, send, headers, answer, started, route)
+        await self._send(bound, scope, send, headers, answer, started, route)
+
+    def unbind(self) -> None:
+        """The app's lifespan ended: a new one builds new caches, to be bound afresh."""
+        self._bound = None
+
+    def _bind(self) -> _Bound | None:
+        """The app's state this layer reads, once startup has put all of it there."""
+        bound = self._bound
+        if bound is not None:
+            return bound
+        state = self.state
+        try:
+            bound = _Bound(
+                token_cache=state.token_cache, policy=state.access_policy,
+                failures=state.auth_failure_limiter, snapshots=state.snapshots,
+                client_view=state.client_view, ofrep_streams=state.ofrep_streams,
+                installation=state.installation_id, metrics=state.realtime.metrics,
+                keys=KnownKeys(state.token_cache),
+            )
+        except AttributeError:
+            return None  # not started yet: the routes answer (and say so)
+        self._bound = bound
+        return bound
 
     async def _reload(self, policy: AccessPolicy) -> None:
         """Reload the browser access policy in a worker thread, as the routes do, once for all
@@ -148,28 +204,16 @@ class EvaluationFastPath:
         with contextlib.suppress(Exception):  # still stale: the route answers
             await asyncio.shield(reloading)
 
-    def _principal(self, scope: Scope, headers: dict[bytes, bytes]) -> Principal | None:
-        """The key's principal from memory, when nothing before the route would answer."""
-        state = self.state
-        cache = getattr(state, "token_cache", None)
-        policy = getattr(state, "access_policy", None)
-        failures = getattr(state, "auth_failure_limiter", None)
-        if cache is None or policy is None or failures is None or not policy.fresh():
-            return None
-        if failures.retry_after(client_ip(scope)) is not None:
+    def _caller(self, bound: _Bound, scope: Scope, headers: dict[bytes, bytes]) -> Caller | None:
+        """The key's caller from memory, when nothing before the route would answer."""
+        if bound.failures.tracking and bound.failures.retry_after(client_ip(scope)) is not None:
             return None  # blocked: 429 from the rate limiter
         declared = headers.get(b"content-length")
-        if declared is not None:
-            size = ascii_int(declared, max_digits=30)
-            if size is None or size > self.max_body_bytes:
-                return None  # 413 from the body limit
-        raw = headers.get(b"authorization")
-        scheme, secret = get_authorization_scheme_param(
-            None if raw is None else raw.decode("latin-1"))
-        if scheme.lower() != "bearer" or not secret:
-            return None
-        record = cache.cached(secret)
-        return None if record is None else principal_from(record)
+        # bytes.isdigit() is ASCII digits only, as flagstaff.numerals.ascii_int requires.
+        if declared is not None and (not declared.isdigit() or len(declared) > 30
+                                     or int(declared) > self.max_body_bytes):
+            return None  # 413 from the body limit, or 400 for a malformed length
+        return bound.keys.caller(headers.get(b"authorization"))
 
     async def _read_body(
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
@@ -201,8 +245,8 @@ class EvaluationFastPath:
         return read, b"".join(m.get("body", b"") for m in read)
 
     def _answer(
-        self, scope: Scope, route: str, headers: dict[bytes, bytes], principal: Principal,
-        body: bytes,
+        self, bound: _Bound, scope: Scope, route: str, headers: dict[bytes, bytes],
+        caller: Caller, body: bytes,
     ) -> _Answer | None:
         error, parsed = parse_checked_body(body, self.limits)
         if error is not None:
@@ -210,26 +254,30 @@ class EvaluationFastPath:
         state = self.state
         origin = _text(headers.get(b"origin"))
         path = scope["path"]
-        client = principal.kind == SDK_CLIENT
-        if route in (OFREP_BULK, OFREP_SINGLE):
-            key = path[len(_SINGLE_PREFIX):] if route == OFREP_SINGLE else None
+        principal, client = caller.principal, caller.client
+        if route is OFREP_BULK or route is OFREP_SINGLE:
+            key = path[len(_SINGLE_PREFIX):] if route is OFREP_SINGLE else None
             if parsed is NOT_PARSED:
                 if body.strip():
                     return None  # not JSON: PARSE_ERROR from the route
                 parsed = {}
             context = context_of(parsed, key)
-            environment = evaluation.environment_for(principal, None)
-            check_origin_of(state, origin, path, principal, environment)
-            context = checked_context_of(state.access_policy, principal, environment, context)
-            cached = _current(state, environment)
+            environment = caller.environment
+            if environment is None:
+                return None  # no environment of its own: the route says why
+            if origin is not None:  # requests without one are not from a page
+                check_origin_of(state, origin, path, principal, environment)
+            context = checked_context_of(bound.policy, principal, environment, context)
+            cached = _current(bound, environment)
             if key is not None:
-                status, raw = evaluation.ofrep_single(cached.snapshot, key, context, client=client)
+                status, raw = evaluation.ofrep_single(cached.snapshot, key, context, client=client,
+                                                      memo=cached.encoded)
                 return _Answer(status, raw, [_length(raw), _JSON_HEADER])
-            installation: str = state.installation_id
             raw, tag = evaluation.ofrep_bulk(
-                cached.snapshot, state.client_view, context, client=client,
-                installation=installation,
-                event_streams=state.ofrep_streams.event_streams("", principal))
+                cached.snapshot, bound.client_view, context, client=client,
+                installation=bound.installation,
+                event_streams=bound.ofrep_streams.event_streams("", principal),
+                memo=cached.encoded)
             etag = (b"etag", tag.encode("latin-1"))
             if none_match(_text(headers.get(b"if-none-match")), tag):
                 return _Answer(304, b"", [etag])
@@ -240,38 +288,39 @@ class EvaluationFastPath:
             one = EvaluateIn.model_validate(parsed, from_attributes=True)
             environment = evaluation.environment_for(principal, one.environment)
             check_origin_of(state, origin, path, principal, environment)
-            context = checked_context_of(state.access_policy, principal, environment, one.context)
+            context = checked_context_of(bound.policy, principal, environment, one.context)
             payload = evaluation.evaluate_one(
-                _current(state, environment).snapshot, one, context, client=client)
+                _current(bound, environment).snapshot, one, context, client=client)
             raw = evaluation.evaluation_out_json(payload)
         else:
             every = EvaluateAllIn.model_validate(parsed, from_attributes=True)
             environment = evaluation.environment_for(principal, every.environment)
             check_origin_of(state, origin, path, principal, environment)
-            context = checked_context_of(state.access_policy, principal, environment, every.context)
+            context = checked_context_of(bound.policy, principal, environment, every.context)
             payload = evaluation.evaluate_all(
-                _current(state, environment), state.client_view, environment, context,
+                _current(bound, environment), bound.client_view, environment, context,
                 client=client)
             raw = evaluation.evaluations_out_json(payload)
         return _Answer(200, raw, [_length(raw), _JSON_HEADER])
 
     async def _send(
-        self, scope: Scope, send: Send, headers: dict[bytes, bytes], answer: _Answer,
-        started: float, route: str,
+        self, bound: _Bound, scope: Scope, send: Send, headers: dict[bytes, bytes],
+        answer: _Answer, started: float, route: str,
     ) -> None:
         """Answer with what the layers in front of the routes add: CORS for an allowed origin,
         the request id; then count it (and log it if the access-log policy says so)."""
         response_headers = answer.headers
         origin = _text(headers.get(b"origin"))
-        if origin is not None and self.state.access_policy.origin_known(origin):
-            response_headers += cors_headers(origin)
-        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
+        if origin is not None and bound.policy.origin_known(origin):
+            response_headers += self._cors_headers(origin)
+        given = headers.get(REQUEST_ID_HEADER)
+        request_id = new_request_id() if given is None else request_id_from(given)
         response_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": response_headers})
         await send({"type": "http.response.body", "body": answer.body})
         elapsed = time.perf_counter() - started
-        self._histogram(route, answer.status).observe(elapsed)
+        self._histogram(bound, route, answer.status).observe(elapsed)
         if self.access_log.logs(scope["path"], answer.status):
             token = request_id_var.set(request_id)
             try:
@@ -279,15 +328,25 @@ class EvaluationFastPath:
             finally:
                 request_id_var.reset(token)
 
-    def _histogram(self, route: str, status: int) -> Any:
+    def _histogram(self, bound: _Bound, route: str, status: int) -> Any:
         # The series the latency middleware observes for the same route; a POST to an
         # evaluation route commits nothing, so there is no write to announce.
         child = self._latency.get((route, status))
         if child is None:
-            metrics = self.state.realtime.metrics
-            child = metrics.request_latency.labels(method="POST", route=route, status=str(status))
+            child = bound.metrics.request_latency.labels(
+                method="POST", route=route, status=str(status))
             self._latency[(route, status)] = child
         return child
+
+    def _cors_headers(self, origin: str) -> list[tuple[bytes, bytes]]:
+        # The same few origins ask again and again; an origin's headers never change.
+        found = self._cors.get(origin)
+        if found is None:
+            found = cors_headers(origin)
+            if len(self._cors) >= MAX_ORIGINS:
+                self._cors.clear()
+            self._cors[origin] = found
+        return found
 
 
 def _route(path: str) -> str | None:
@@ -315,8 +374,8 @@ def _request_headers(scope: Scope) -> dict[bytes, bytes] | None:
     return found
 
 
-def _current(state: Any, environment: str) -> Any:
-    cached = state.snapshots.current(environment)
+def _current(bound: _Bound, environment: str) -> CachedSnapshot:
+    cached = bound.snapshots.current(environment)
     if cached is None:
         raise _NotHere  # the route reads it from the database, in a thread
     return cached

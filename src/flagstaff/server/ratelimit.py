@@ -48,6 +48,13 @@ class AuthFailureLimiter:
         self._windows: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
+    @property
+    def tracking(self) -> bool:
+        """Whether any address has failures in its window (none: no address is blocked).
+        Read without the lock: a failure recorded at this instant may go unseen by one
+        request, as if it had come a moment later."""
+        return bool(self._windows)
+
     def retry_after(self, ip: str) -> float | None:
         """Seconds until ``ip`` may try again, or None if it is not blocked."""
         with self._lock:

@@ -20,7 +20,7 @@ propagation bound (docs/streaming.md, "Replicas"); one made through this process
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flagstaff.engine import Snapshot, compile_snapshot, resolve_flag
@@ -36,6 +36,9 @@ MAX_REPLAY = 200
 class CachedSnapshot:
     snapshot: Snapshot
     version: int  # id of the last change event folded into ``snapshot``
+    # Encoded OFREP items of this snapshot's outcomes (``evaluation.ofrep_single``, ``_bulk``):
+    # they live and die with the snapshot.
+    encoded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class SnapshotCache:

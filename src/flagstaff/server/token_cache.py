@@ -34,7 +34,7 @@ MAX_ENTRIES = 50_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class CacheEntry:
     record: TokenRecord
     read_at: float  # when the database read that found it began
 
@@ -47,7 +47,7 @@ class TokenCache:
         self._store = store
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, CacheEntry] = {}
         self._revoked: set[str] = set()
         # Entries read before this moment are checked again: this process served a write
         # (a revocation through it must hold for its very next request, before the feed).
@@ -59,11 +59,18 @@ class TokenCache:
 
     def cached(self, secret: str) -> TokenRecord | None:
         """The live token for ``secret`` if this process knows it (no I/O), else None."""
-        entry = self._entries.get(_digest(secret))
+        entry = self.entry(digest_of(secret))
+        return None if entry is None else entry.record
+
+    def entry(self, digest: str) -> CacheEntry | None:
+        """The live entry for a secret's :func:`digest_of`, else None.  An entry is immutable
+        and replaced when its token is read again, so a caller may derive things from one and
+        trust them for as long as this returns the same entry."""
+        entry = self._entries.get(digest)
         if entry is None or entry.read_at < self._valid_from \
                 or entry.read_at + self._ttl <= self._clock():
             return None
-        return entry.record
+        return entry
 
     async def authenticate(self, secret: str) -> TokenRecord | None:
         """The live token for ``secret`` (None: unknown or revoked), from memory when known."""
@@ -77,7 +84,7 @@ class TokenCache:
         if record is not None and record.id not in self._revoked:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[_digest(secret)] = _Entry(record, began)
+            self._entries[digest_of(secret)] = CacheEntry(record, began)
         return record
 
     def forget(self, token_id: str) -> None:
@@ -94,5 +101,6 @@ class TokenCache:
                 self.forget(token_id)
 
 
-def _digest(secret: str) -> str:
+def digest_of(secret: str) -> str:
+    """What the cache knows a secret by."""
     return hashlib.sha256(secret.encode()).hexdigest()

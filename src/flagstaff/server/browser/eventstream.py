@@ -37,7 +37,7 @@ from starlette.types import Scope
 
 from flagstaff.browser.ofrep_stream import EVENT_STREAM_PATH, descriptor, publish, subscribe
 from flagstaff.browser.refetch import RefetchTracker
-from flagstaff.browser.stream_tokens import TOKEN_PARAM, StreamTokens
+from flagstaff.browser.stream_tokens import MAX_REMEMBERED, TOKEN_PARAM, StreamTokens
 from flagstaff.errors import FlagstaffError, NotFound, Unauthorized, Unavailable
 from flagstaff.realtime import Change, ChangeFeed, parse_last_event_id
 from flagstaff.realtime.sse import EventStreamResponse
@@ -54,6 +54,7 @@ class OfrepStreams:
         self.window_seconds = window_seconds
         self.tracker: RefetchTracker | None = None
         self.tokens: StreamTokens | None = None
+        self._descriptors: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def start(self, *, installation_id: str, signing_key: str) -> None:
         self.tracker = RefetchTracker(installation_id=installation_id)
@@ -64,7 +65,14 @@ class OfrepStreams:
         if self.tokens is None or principal.kind not in SDK_KINDS or not principal.environment:
             return None
         token = self.tokens.issue(token_id=principal.token_id, environment=principal.environment)
-        return descriptor(root_path, token)
+        # The same token all window long, so the same descriptor: built once (shared and
+        # never modified by callers, which only encode it).
+        found = self._descriptors.get((root_path, token))
+        if found is None:
+            if len(self._descriptors) >= MAX_REMEMBERED:
+                self._descriptors.clear()
+            found = self._descriptors[(root_path, token)] = descriptor(root_path, token)
+        return found
 
     async def on_changes(self, feed: ChangeFeed, page: Sequence[Change]) -> None:
         """Every committed change, in order: notify the pages it concerns."""

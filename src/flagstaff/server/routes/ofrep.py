@@ -91,8 +91,9 @@ async def ofrep_evaluate(
     environment: Environment = None,
 ) -> Response:
     env, context, client = await _prepare(request, principal, environment, context)
-    snapshot = (await in_memory(request, env)).snapshot
-    status, body = evaluation.ofrep_single(snapshot, key, context, client=client)
+    cached = await in_memory(request, env)
+    status, body = evaluation.ofrep_single(cached.snapshot, key, context, client=client,
+                                           memo=cached.encoded)
     return Response(body, status_code=status, media_type=JSON_TYPE)
 
 
@@ -128,7 +129,8 @@ async def ofrep_bulk(
     streams: OfrepStreams = request.app.state.ofrep_streams
     raw, tag = evaluation.ofrep_bulk(
         cached.snapshot, view, context, client=client, installation=installation,
-        event_streams=streams.event_streams(request.scope.get("root_path", ""), principal))
+        event_streams=streams.event_streams(request.scope.get("root_path", ""), principal),
+        memo=cached.encoded)
     if none_match(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})
     return Response(raw, media_type=JSON_TYPE, headers={"ETag": tag})
