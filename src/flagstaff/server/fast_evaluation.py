@@ -168,7 +168,11 @@ class EvaluationFastPath:
         if answer is None:
             await self.app(scope, _replaying(read, receive), send)
             return
-        await self._send(bound, scope, send, headers, answer, started, route)
+        request_id = self._finish(bound, headers, answer)
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": answer.headers})
+        await send({"type": "http.response.body", "body": answer.body})
+        self._account(bound, scope, answer, started, route, request_id)
 
     def unbind(self) -> None:
         """The app's lifespan ended: a new one builds new caches, to be bound afresh."""
@@ -222,10 +226,10 @@ class EvaluationFastPath:
         must arrive within the body timeout, as the request limits require (kept by
         :class:`~flagstaff.server.read_deadlines.ReadDeadlines`: a timer per request cost more
         than reading the body)."""
-        read: list[Message] = []
         if b"content-length" not in headers and b"transfer-encoding" not in headers:
-            return read, b""  # HTTP/1.1 frames no body without them
+            return [], b""  # HTTP/1.1 frames no body without them
         deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
+        read: list[Message] = []
         size = 0
         while True:
             message = await self._deadlines.receive(receive, deadline)
@@ -303,22 +307,22 @@ class EvaluationFastPath:
             raw = evaluation.evaluations_out_json(payload)
         return _Answer(200, raw, [_length(raw), _JSON_HEADER])
 
-    async def _send(
-        self, bound: _Bound, scope: Scope, send: Send, headers: dict[bytes, bytes],
-        answer: _Answer, started: float, route: str,
-    ) -> None:
-        """Answer with what the layers in front of the routes add: CORS for an allowed origin,
-        the request id; then count it (and log it if the access-log policy says so)."""
-        response_headers = answer.headers
+    def _finish(self, bound: _Bound, headers: dict[bytes, bytes], answer: _Answer) -> str:
+        """Add what the layers in front of the routes add to an answer's headers: CORS for an
+        allowed origin, the request id (returned)."""
         origin = _text(headers.get(b"origin"))
         if origin is not None and bound.policy.origin_known(origin):
-            response_headers += self._cors_headers(origin)
+            answer.headers += self._cors_headers(origin)
         given = headers.get(REQUEST_ID_HEADER)
         request_id = new_request_id() if given is None else request_id_from(given)
-        response_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
-        await send({"type": "http.response.start", "status": answer.status,
-                    "headers": response_headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        answer.headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        return request_id
+
+    def _account(
+        self, bound: _Bound, scope: Scope, answer: _Answer, started: float, route: str,
+        request_id: str,
+    ) -> None:
+        """Count the answer sent (and log it if the access-log policy says so)."""
         elapsed = time.perf_counter() - started
         self._histogram(bound, route, answer.status).observe(elapsed)
         if self.access_log.logs(scope["path"], answer.status):

@@ -19,7 +19,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Gauge,
-    Histogram,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flagstaff.errors import Unauthorized
 from flagstaff.numerals import ascii_int
 from flagstaff.realtime import StreamMetrics
+from flagstaff.server.latency import LatencyHistogram
 from flagstaff.store.db import sqlite_memory_used
 
 router = APIRouter(tags=["metrics"])
@@ -51,10 +51,9 @@ class Metrics(StreamMetrics):
     def __init__(self) -> None:
         super().__init__(CollectorRegistry())
         registry = self.registry
-        self.request_latency = Histogram(
+        self.request_latency = LatencyHistogram(
             "flagstaff_http_request_duration_seconds",
             "HTTP request latency by route template.",
-            ["method", "route", "status"],
             registry=registry,
         )
         # Memory held by Python objects, apart from RSS (which also holds SQLite's page caches,
