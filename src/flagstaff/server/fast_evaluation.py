@@ -155,7 +155,18 @@ class EvaluationFastPath:
             await self.app(scope, receive, send)
             return
         assert headers is not None and bound is not None
-        read, body = await self._read_body(scope, receive, headers)
+        read: list[Message] = []
+        body: bytes | None = b""  # HTTP/1.1 frames no body without these headers
+        if b"content-length" in headers or b"transfer-encoding" in headers:
+            deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
+            first = await self._deadlines.receive(receive, deadline)
+            if first is not None and first["type"] == "http.request" \
+                    and not first.get("more_body", False):
+                read, body = [first], first.get("body", b"")  # the usual: one message
+                if len(body) > self.max_body_bytes:
+                    body = None
+            else:
+                read, body = await self._read_rest(scope, receive, first, deadline)
         answer = None
         if body is not None:
             try:
@@ -219,20 +230,18 @@ class EvaluationFastPath:
             return None  # 413 from the body limit, or 400 for a malformed length
         return bound.keys.caller(headers.get(b"authorization"))
 
-    async def _read_body(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
+    async def _read_rest(
+        self, scope: Scope, receive: Receive, first: Message | None, deadline: float,
     ) -> tuple[list[Message], bytes | None]:
-        """(the messages read, the whole body or None when the app must take over).  The body
-        must arrive within the body timeout, as the request limits require (kept by
+        """(the messages read, the whole body or None when the app must take over), from the
+        first message on (None: the deadline passed).  The body must arrive by ``deadline``, as
+        the request limits require (kept by
         :class:`~flagstaff.server.read_deadlines.ReadDeadlines`: a timer per request cost more
         than reading the body)."""
-        if b"content-length" not in headers and b"transfer-encoding" not in headers:
-            return [], b""  # HTTP/1.1 frames no body without them
-        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
         read: list[Message] = []
         size = 0
+        message = first
         while True:
-            message = await self._deadlines.receive(receive, deadline)
             if message is None:
                 scope[BODY_DEADLINE_KEY] = deadline  # 408 from the request limits, at once
                 return read, None
@@ -244,8 +253,7 @@ class EvaluationFastPath:
                 return read, None
             if not message.get("more_body", False):
                 break
-        if len(read) == 1:
-            return read, read[0].get("body", b"")
+            message = await self._deadlines.receive(receive, deadline)
         return read, b"".join(m.get("body", b"") for m in read)
 
     def _answer(
