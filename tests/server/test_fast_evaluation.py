@@ -243,30 +243,34 @@ def test_a_body_that_never_arrives_gets_408_within_one_timeout(database_url: str
         tokens = tokens_of(fast)
         fast.post(BULK, json={}, headers=auth(tokens.sdk_client))  # the key is known now
 
-        async def trickle() -> tuple[list[Message], float]:
-            sent: list[Message] = []
-            scope = {
-                "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
-                "path": BULK, "raw_path": BULK.encode(), "query_string": b"", "root_path": "",
-                "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-                "headers": [(b"authorization", f"Bearer {tokens.sdk_client}".encode()),
-                            (b"content-length", b"20"), (b"host", b"testserver")],
-            }
+        async def receive() -> Message:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
 
-            async def receive() -> Message:
-                await asyncio.sleep(3600)
-                raise AssertionError("unreachable")
-
-            async def send(message: Message) -> None:
-                sent.append(message)
-
-            began = time.monotonic()
-            await fast.app(scope, receive, send)
-            return sent, time.monotonic() - began
-
-        assert fast.portal is not None
-        sent, took = fast.portal.call(trickle)
+        began = time.monotonic()
+        sent = direct(fast, [(b"authorization", f"Bearer {tokens.sdk_client}".encode()),
+                             (b"content-length", b"20")], receive)
+        took = time.monotonic() - began
         assert sent[0]["status"] == 408 and took < 0.95  # one timeout, not one per reader
+
+
+def direct(fast: TestClient, headers: list[tuple[bytes, bytes]], receive: Receive,
+           ) -> list[Message]:
+    """What the app sends for a POST to the bulk route whose body ``receive`` hands over."""
+    sent: list[Message] = []
+    scope = {
+        "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": BULK, "raw_path": BULK.encode(), "query_string": b"", "root_path": "",
+        "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [*headers, (b"host", b"testserver")],
+    }
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    assert fast.portal is not None
+    fast.portal.call(fast.app, scope, receive, send)
+    return sent
 
 
 def test_answers_in_front_with_every_origin_allowed(database_url: str) -> None:
@@ -299,34 +303,23 @@ def test_a_body_in_pieces_is_answered_as_the_whole_body(database_url: str) -> No
         passed = Passed(fast.app)  # type: ignore[arg-type]
         body = json.dumps({"context": CONTEXT}).encode()
 
-        async def in_pieces(pieces: list[bytes], declared: int) -> list[Message]:
-            sent: list[Message] = []
-            messages = [{"type": "http.request", "body": piece, "more_body": n < len(pieces) - 1}
-                        for n, piece in enumerate(pieces)]
-            scope = {
-                "type": "http", "http_version": "1.1", "method": "POST", "scheme": "http",
-                "path": BULK, "raw_path": BULK.encode(), "query_string": b"", "root_path": "",
-                "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
-                "headers": [(b"authorization", key["Authorization"].encode()),
-                            (b"content-length", str(declared).encode()),
-                            (b"content-type", b"application/json"), (b"host", b"testserver")],
-            }
+        def in_pieces(pieces: list[bytes], declared: int) -> list[Message]:
+            messages: list[Message] = [
+                {"type": "http.request", "body": piece, "more_body": n < len(pieces) - 1}
+                for n, piece in enumerate(pieces)]
 
             async def receive() -> Message:
                 return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-            async def send(message: Message) -> None:
-                sent.append(message)
+            return direct(fast, [(b"authorization", key["Authorization"].encode()),
+                                 (b"content-length", str(declared).encode()),
+                                 (b"content-type", b"application/json")], receive)
 
-            await fast.app(scope, receive, send)
-            return sent
-
-        assert fast.portal is not None
-        sent = fast.portal.call(in_pieces, [body[:7], body[7:20], body[20:]], len(body))
+        sent = in_pieces([body[:7], body[7:20], body[20:]], len(body))
         assert sent[0]["status"] == 200 and sent[1]["body"] == whole.content
         assert passed.paths == []  # answered in front
         # Longer than the limit only once the pieces add up: the route's 413.
         big = json.dumps({"context": {**CONTEXT, "pad": "x" * 5000}}).encode()
-        sent = fast.portal.call(in_pieces, [big[:3000], big[3000:]], 3000)
+        sent = in_pieces([big[:3000], big[3000:]], 3000)
         assert sent[0]["status"] == 413
         assert passed.paths == [BULK]

@@ -109,7 +109,7 @@ def evaluate_all(
 # in an object seen before, whose item need not be built and encoded again.  A memo belongs to
 # one snapshot (``CachedSnapshot.encoded``) and so goes with it; the outcome is kept beside its
 # bytes, so an id is never taken for another object's.
-OutcomeMemo = dict[tuple[str, int, bool], tuple[object, bytes]]
+OutcomeMemo = dict[tuple[str, int, bool], tuple[EvaluationDetail, bytes]]
 MAX_MEMO_ENTRIES = 20_000  # beyond it the memo starts over (outcomes built per call)
 
 
@@ -126,23 +126,6 @@ def _item(key: str, detail: EvaluationDetail, client: bool, memo: OutcomeMemo | 
         if len(memo) >= MAX_MEMO_ENTRIES:
             memo.clear()
         memo[slot] = (detail, raw)
-    return raw
-
-
-def _streams(event_streams: Sequence[dict[str, Any]], memo: OutcomeMemo | None) -> bytes:
-    """``ofrep_json(event_streams)``; a key's descriptor is one shared object all its token's
-    window long (``OfrepStreams.event_streams``), so its encoding is remembered beside the
-    outcomes'."""
-    if memo is None:
-        return ofrep_json(event_streams)
-    slot = ("", id(event_streams), False)  # "": no flag's key
-    hit = memo.get(slot)
-    if hit is not None and hit[0] is event_streams:
-        return hit[1]
-    raw = ofrep_json(event_streams)
-    if len(memo) >= MAX_MEMO_ENTRIES:
-        memo.clear()
-    memo[slot] = (event_streams, raw)
     return raw
 
 
@@ -175,7 +158,7 @@ def ofrep_bulk(
     items = b",".join([_item(k, evaluate(k, context), client, memo)
                        for k in view.keys(snapshot, client=client)])
     if event_streams:
-        raw = b'{"flags":[' + items + b'],"eventStreams":' + _streams(event_streams, memo) + b"}"
+        raw = b'{"flags":[' + items + b'],"eventStreams":' + ofrep_json(event_streams) + b"}"
     else:
         raw = b'{"flags":[' + items + b"]}"
     seed = _TAG_SEEDS.get(installation)

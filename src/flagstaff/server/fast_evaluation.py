@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flagstaff.browser.cors import cors_headers
 from flagstaff.errors import FlagstaffError
+from flagstaff.numerals import ascii_int
 from flagstaff.server import evaluation
 from flagstaff.server.browser.access import AccessPolicy
 from flagstaff.server.browser.guard import check_origin_of, checked_context_of
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from flagstaff.server.browser.eventstream import OfrepStreams
     from flagstaff.server.ratelimit import AuthFailureLimiter
     from flagstaff.server.snapshots import CachedSnapshot, SnapshotCache
-    from flagstaff.server.token_cache import TokenCache
 
 log = logging.getLogger("flagstaff.server.fast_evaluation")
 
@@ -89,7 +89,7 @@ _JSON = b"application/json"
 _JSON_HEADER = (b"content-type", _JSON)
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x, once per answer
+@dataclass(slots=True)  # not frozen: _finish adds headers, and a frozen __init__ costs more
 class _Answer:
     status: int
     body: bytes
@@ -100,7 +100,6 @@ class _Answer:
 class _Bound:
     """What this layer reads of the app's state, bound once per lifespan."""
 
-    token_cache: TokenCache
     policy: AccessPolicy
     failures: AuthFailureLimiter
     snapshots: SnapshotCache
@@ -155,18 +154,7 @@ class EvaluationFastPath:
             await self.app(scope, receive, send)
             return
         assert headers is not None and bound is not None
-        read: list[Message] = []
-        body: bytes | None = b""  # HTTP/1.1 frames no body without these headers
-        if b"content-length" in headers or b"transfer-encoding" in headers:
-            deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
-            first = await self._deadlines.receive(receive, deadline)
-            if first is not None and first["type"] == "http.request" \
-                    and not first.get("more_body", False):
-                read, body = [first], first.get("body", b"")  # the usual: one message
-                if len(body) > self.max_body_bytes:
-                    body = None
-            else:
-                read, body = await self._read_rest(scope, receive, first, deadline)
+        read, body = await self._read_body(scope, receive, headers)
         answer = None
         if body is not None:
             try:
@@ -197,7 +185,7 @@ class EvaluationFastPath:
         state = self.state
         try:
             bound = _Bound(
-                token_cache=state.token_cache, policy=state.access_policy,
+                policy=state.access_policy,
                 failures=state.auth_failure_limiter, snapshots=state.snapshots,
                 client_view=state.client_view, ofrep_streams=state.ofrep_streams,
                 installation=state.installation_id, metrics=state.realtime.metrics,
@@ -224,24 +212,26 @@ class EvaluationFastPath:
         if bound.failures.tracking and bound.failures.retry_after(client_ip(scope)) is not None:
             return None  # blocked: 429 from the rate limiter
         declared = headers.get(b"content-length")
-        # bytes.isdigit() is ASCII digits only, as flagstaff.numerals.ascii_int requires.
-        if declared is not None and (not declared.isdigit() or len(declared) > 30
-                                     or int(declared) > self.max_body_bytes):
-            return None  # 413 from the body limit, or 400 for a malformed length
+        if declared is not None:
+            size = ascii_int(declared, max_digits=30)
+            if size is None or size > self.max_body_bytes:
+                return None  # 413 from the body limit, or 400 for a malformed length
         return bound.keys.caller(headers.get(b"authorization"))
 
-    async def _read_rest(
-        self, scope: Scope, receive: Receive, first: Message | None, deadline: float,
+    async def _read_body(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
     ) -> tuple[list[Message], bytes | None]:
-        """(the messages read, the whole body or None when the app must take over), from the
-        first message on (None: the deadline passed).  The body must arrive by ``deadline``, as
-        the request limits require (kept by
+        """(the messages read, the whole body or None when the app must take over).  The body
+        must arrive within the body timeout, as the request limits require (kept by
         :class:`~flagstaff.server.read_deadlines.ReadDeadlines`: a timer per request cost more
         than reading the body)."""
         read: list[Message] = []
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            return read, b""  # HTTP/1.1 frames no body without them
+        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
         size = 0
-        message = first
         while True:
+            message = await self._deadlines.receive(receive, deadline)
             if message is None:
                 scope[BODY_DEADLINE_KEY] = deadline  # 408 from the request limits, at once
                 return read, None
@@ -253,7 +243,8 @@ class EvaluationFastPath:
                 return read, None
             if not message.get("more_body", False):
                 break
-            message = await self._deadlines.receive(receive, deadline)
+        if len(read) == 1:
+            return read, read[0].get("body", b"")
         return read, b"".join(m.get("body", b"") for m in read)
 
     def _answer(
