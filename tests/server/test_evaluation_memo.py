@@ -7,7 +7,8 @@ from typing import Any
 
 from flagstaff.browser.visibility import ClientView
 from flagstaff.engine import compile_snapshot
-from flagstaff.server import evaluation
+from flagstaff.server import answer_memo, evaluation
+from flagstaff.server.answer_memo import AnswerMemo
 from tests.builders import cond, flag, snapshot
 
 STREAMS = [{"type": "sse", "endpoint": {"requestUri": "/ofrep/v1/stream?token=t"},
@@ -28,7 +29,7 @@ def _snapshot() -> Any:
 
 
 def test_bulk_and_single_answers_with_the_memo_are_the_answers_without_it() -> None:
-    snap, view, memo = _snapshot(), ClientView(), {}  # type: ignore[var-annotated]
+    snap, view, memo = _snapshot(), ClientView(), AnswerMemo()
     contexts: list[dict[str, Any]] = [{"targetingKey": f"user-{n}", "country": c}
                                       for n in range(2_000) for c in ("NL", "DE")]
     contexts += [{"targetingKey": "vip"}, {"country": "DE"}, {}]  # no key: TARGETING_KEY_MISSING
@@ -44,8 +45,35 @@ def test_bulk_and_single_answers_with_the_memo_are_the_answers_without_it() -> N
             for key in ("split", "gated", "off", "server-only", "missing"):
                 assert evaluation.ofrep_single(snap, key, context, client=client, memo=memo) \
                     == evaluation.ofrep_single(snap, key, context, client=client)
-    # Only shared outcomes are kept (errors are built per call): a handful per flag.
-    assert 0 < len(memo) <= 40
+    # Only shared outcomes are kept (errors are built per call): a handful per flag, and per
+    # audience and event streams a handful of combinations of them.
+    assert 0 < len(memo.items) <= 40
+    assert 0 < len(memo.bodies) <= 40
+
+
+def test_a_full_memo_starts_over_and_answers_the_same(monkeypatch: Any) -> None:
+    monkeypatch.setattr(answer_memo, "MAX_BODIES", 2)
+    monkeypatch.setattr(answer_memo, "MAX_ITEMS", 3)
+    snap, view, memo = _snapshot(), ClientView(), AnswerMemo()
+    for n in range(200):
+        context = {"targetingKey": f"user-{n}", "country": "NL" if n % 3 else "DE"}
+        for streams in (STREAMS, None):
+            assert evaluation.ofrep_bulk(snap, view, context, client=True, event_streams=streams,
+                                         installation="i", memo=memo) \
+                == evaluation.ofrep_bulk(snap, view, context, client=True,
+                                         event_streams=streams, installation="i")
+            assert len(memo.bodies) <= 2 and len(memo.items) <= 3
+
+
+def test_a_remembered_body_keeps_what_it_was_made_of() -> None:
+    # Its slot names objects by id; holding them, it can never be taken for other objects'.
+    snap, view, memo = _snapshot(), ClientView(), AnswerMemo()
+    streams = [dict(STREAMS[0])]
+    evaluation.ofrep_bulk(snap, view, {"targetingKey": "vip"}, client=True,
+                          event_streams=streams, installation="i", memo=memo)
+    [(slot, (objects, _raw, _tag))] = memo.bodies.items()
+    assert objects[0] is streams
+    assert slot[2:] == tuple(id(o) for o in objects)
 
 
 def test_the_tag_is_the_installations_hash_of_the_body() -> None:

@@ -25,6 +25,7 @@ from flagstaff.engine import ErrorCode, EvaluationDetail, Snapshot
 from flagstaff.errors import Forbidden, Invalid
 from flagstaff.remote import detail_json
 from flagstaff.server import wirejson
+from flagstaff.server.answer_memo import AnswerMemo
 from flagstaff.server.models import EvaluateIn, EvaluationOut, EvaluationsOut
 from flagstaff.server.snapshots import CachedSnapshot
 
@@ -104,34 +105,23 @@ def evaluate_all(
 
 # -- OFREP ---------------------------------------------------------------------------------
 
-# An outcome's encoded OFREP item, by (flag key, the outcome object, client shape).  The
-# engine shares one outcome object per static result (engine/types.py), so most evaluations end
-# in an object seen before, whose item need not be built and encoded again.  A memo belongs to
-# one snapshot (``CachedSnapshot.encoded``) and so goes with it; the outcome is kept beside its
-# bytes, so an id is never taken for another object's.
-OutcomeMemo = dict[tuple[str, int, bool], tuple[EvaluationDetail, bytes]]
-MAX_MEMO_ENTRIES = 20_000  # beyond it the memo starts over (outcomes built per call)
-
-
-def _item(key: str, detail: EvaluationDetail, client: bool, memo: OutcomeMemo | None) -> bytes:
+def _item(key: str, detail: EvaluationDetail, client: bool, memo: AnswerMemo | None) -> bytes:
     """``ofrep_json(ofrep.evaluation(key, detail))``, from ``memo`` when it has it."""
     if memo is None:
         return ofrep_json(ofrep.evaluation(key, detail, client=client))
     slot = (key, id(detail), client)
-    hit = memo.get(slot)
-    if hit is not None and hit[0] is detail:
+    hit = memo.items.get(slot)
+    if hit is not None:
         return hit[1]
     raw = ofrep_json(ofrep.evaluation(key, detail, client=client))
     if detail.error_code is None:  # errors carry per-call messages: not worth keeping
-        if len(memo) >= MAX_MEMO_ENTRIES:
-            memo.clear()
-        memo[slot] = (detail, raw)
+        memo.keep_item(slot, detail, raw)
     return raw
 
 
 def ofrep_single(
     snapshot: Snapshot, key: str, context: dict[str, Any], *, client: bool,
-    memo: OutcomeMemo | None = None,
+    memo: AnswerMemo | None = None,
 ) -> tuple[int, bytes]:
     """One flag: (status, body).  404 for a flag that does not exist (or that a client-side
     key may not see), 400 for one that could not be evaluated.  ``memo``: the snapshot's."""
@@ -147,16 +137,34 @@ def ofrep_single(
 def ofrep_bulk(
     snapshot: Snapshot, view: ClientView, context: dict[str, Any], *, client: bool,
     event_streams: Sequence[dict[str, Any]] | None, installation: str,
-    memo: OutcomeMemo | None = None,
+    memo: AnswerMemo | None = None,
 ) -> tuple[bytes, str]:
     """Every flag the key's audience may see: (body, its ETag).  ``memo``: the snapshot's.
 
     The body is ``ofrep_json({"flags": [...], "eventStreams": ...})``, put together from the
     items' encodings.  The tag hashes this database's installation id with the exact body, so it
-    changes exactly when this context's answers (or its event-stream URLs) change."""
+    changes exactly when this context's answers (or its event-stream URLs) change.  With a memo,
+    a combination of outcomes answered before is answered with the same body and tag at once."""
     evaluate = snapshot.evaluate
-    items = b",".join([_item(k, evaluate(k, context), client, memo)
-                       for k in view.keys(snapshot, client=client)])
+    keys = view.keys(snapshot, client=client)
+    details = [evaluate(k, context) for k in keys]
+    if memo is None:
+        return _bulk_body(keys, details, client, event_streams, installation, None)
+    slot = (client, installation, id(event_streams), *map(id, details))
+    hit = memo.bodies.get(slot)
+    if hit is not None:
+        return hit[1], hit[2]
+    raw, tag = _bulk_body(keys, details, client, event_streams, installation, memo)
+    if not any(d.error_code is not None for d in details):  # all shared, so recurring
+        memo.keep_body(slot, (event_streams, *details), raw, tag)
+    return raw, tag
+
+
+def _bulk_body(
+    keys: Sequence[str], details: list[EvaluationDetail], client: bool,
+    event_streams: Sequence[dict[str, Any]] | None, installation: str, memo: AnswerMemo | None,
+) -> tuple[bytes, str]:
+    items = b",".join([_item(k, d, client, memo) for k, d in zip(keys, details, strict=True)])
     if event_streams:
         raw = b'{"flags":[' + items + b'],"eventStreams":' + ofrep_json(event_streams) + b"}"
     else:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flagstaff.engine import Snapshot, compile_snapshot, resolve_flag
+from flagstaff.server.answer_memo import AnswerMemo
 
 if TYPE_CHECKING:
     from flagstaff.store import Store
@@ -36,9 +37,9 @@ MAX_REPLAY = 200
 class CachedSnapshot:
     snapshot: Snapshot
     version: int  # id of the last change event folded into ``snapshot``
-    # Encoded OFREP items of this snapshot's outcomes (``evaluation.ofrep_single``, ``_bulk``):
+    # Encoded OFREP answers of this snapshot's outcomes (``evaluation.ofrep_single``, ``_bulk``):
     # they live and die with the snapshot.
-    encoded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    encoded: AnswerMemo = field(default_factory=AnswerMemo, compare=False, repr=False)
 
 
 class SnapshotCache:
