@@ -24,8 +24,8 @@ async def prompt() -> Message:
 
 def test_reads_end_at_their_deadline_and_prompt_reads_are_answered() -> None:
     async def scenario() -> None:
-        deadlines = ReadDeadlines(tick_seconds=0.05)
         loop = asyncio.get_running_loop()
+        deadlines = ReadDeadlines(loop, tick_seconds=0.05)
         began = loop.time()
         late, on_time = await asyncio.gather(
             deadlines.receive(never, began + 0.2), deadlines.receive(prompt, began + 0.2))
@@ -39,9 +39,8 @@ def test_reads_end_at_their_deadline_and_prompt_reads_are_answered() -> None:
 
 def test_a_cancellation_that_is_not_the_deadlines_propagates() -> None:
     async def scenario() -> None:
-        deadlines = ReadDeadlines(tick_seconds=0.05)
-        reading = asyncio.ensure_future(
-            deadlines.receive(never, asyncio.get_running_loop().time() + 60))
+        deadlines = ReadDeadlines(asyncio.get_running_loop(), tick_seconds=0.05)
+        reading = asyncio.ensure_future(deadlines.receive(never, deadlines.deadline(60)))
         await asyncio.sleep(0.1)
         reading.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -89,11 +89,8 @@ _JSON = b"application/json"
 _JSON_HEADER = (b"content-type", _JSON)
 
 
-@dataclass(slots=True)  # not frozen: _finish adds headers, and a frozen __init__ costs more
-class _Answer:
-    status: int
-    body: bytes
-    headers: list[tuple[bytes, bytes]]
+# (status, body, headers): a tuple, as the answer is built once and then only read
+_Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +105,7 @@ class _Bound:
     installation: str
     metrics: Any
     keys: KnownKeys
+    deadlines: ReadDeadlines  # on the lifespan's event loop
 
 
 class _NotHere(Exception):
@@ -126,9 +124,9 @@ class EvaluationFastPath:
         self.limits = limits
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
-        self._latency: dict[tuple[str, int], Any] = {}
+        # (route, status) -> (its latency series, whether the access log has a line for it)
+        self._accounts: dict[tuple[str, int], tuple[Any, bool]] = {}
         self._reloading: asyncio.Future[None] | None = None
-        self._deadlines = ReadDeadlines()
         self._bound: _Bound | None = None
         self._cors: dict[str, list[tuple[bytes, bytes]]] = {}
 
@@ -154,7 +152,7 @@ class EvaluationFastPath:
             await self.app(scope, receive, send)
             return
         assert headers is not None and bound is not None
-        read, body = await self._read_body(scope, receive, headers)
+        read, body = await self._read_body(bound, scope, receive, headers)
         answer = None
         if body is not None:
             try:
@@ -167,15 +165,16 @@ class EvaluationFastPath:
         if answer is None:
             await self.app(scope, _replaying(read, receive), send)
             return
-        request_id = self._finish(bound, headers, answer)
-        await send({"type": "http.response.start", "status": answer.status,
-                    "headers": answer.headers})
-        await send({"type": "http.response.body", "body": answer.body})
-        self._account(bound, scope, answer, started, route, request_id)
+        status, raw, answer_headers = answer
+        request_id = self._finish(bound, headers, answer_headers)
+        await send({"type": "http.response.start", "status": status, "headers": answer_headers})
+        await send({"type": "http.response.body", "body": raw})
+        self._account(bound, scope, status, started, route, request_id)
 
     def unbind(self) -> None:
         """The app's lifespan ended: a new one builds new caches, to be bound afresh."""
         self._bound = None
+        self._accounts.clear()  # the next lifespan has its own metrics
 
     def _bind(self) -> _Bound | None:
         """The app's state this layer reads, once startup has put all of it there."""
@@ -190,6 +189,7 @@ class EvaluationFastPath:
                 client_view=state.client_view, ofrep_streams=state.ofrep_streams,
                 installation=state.installation_id, metrics=state.realtime.metrics,
                 keys=KnownKeys(state.token_cache),
+                deadlines=ReadDeadlines(asyncio.get_running_loop()),
             )
         except AttributeError:
             return None  # not started yet: the routes answer (and say so)
@@ -219,7 +219,7 @@ class EvaluationFastPath:
         return bound.keys.caller(headers.get(b"authorization"))
 
     async def _read_body(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
+        self, bound: _Bound, scope: Scope, receive: Receive, headers: dict[bytes, bytes],
     ) -> tuple[list[Message], bytes | None]:
         """(the messages read, the whole body or None when the app must take over).  The body
         must arrive within the body timeout, as the request limits require (kept by
@@ -228,10 +228,11 @@ class EvaluationFastPath:
         read: list[Message] = []
         if b"content-length" not in headers and b"transfer-encoding" not in headers:
             return read, b""  # HTTP/1.1 frames no body without them
-        deadline = asyncio.get_running_loop().time() + self.limits.body_timeout_seconds
+        deadlines = bound.deadlines
+        deadline = deadlines.deadline(self.limits.body_timeout_seconds)
         size = 0
         while True:
-            message = await self._deadlines.receive(receive, deadline)
+            message = await deadlines.receive(receive, deadline)
             if message is None:
                 scope[BODY_DEADLINE_KEY] = deadline  # 408 from the request limits, at once
                 return read, None
@@ -275,7 +276,7 @@ class EvaluationFastPath:
             if key is not None:
                 status, raw = evaluation.ofrep_single(cached.snapshot, key, context, client=client,
                                                       memo=cached.encoded)
-                return _Answer(status, raw, [_length(raw), _JSON_HEADER])
+                return status, raw, [_length(raw), _JSON_HEADER]
             raw, tag = evaluation.ofrep_bulk(
                 cached.snapshot, bound.client_view, context, client=client,
                 installation=bound.installation,
@@ -283,8 +284,8 @@ class EvaluationFastPath:
                 memo=cached.encoded)
             etag = (b"etag", tag.encode("latin-1"))
             if none_match(_text(headers.get(b"if-none-match")), tag):
-                return _Answer(304, b"", [etag])
-            return _Answer(200, raw, [etag, _length(raw), _JSON_HEADER])
+                return 304, b"", [etag]
+            return 200, raw, [etag, _length(raw), _JSON_HEADER]
         if parsed is NOT_PARSED or not _json_content(headers.get(b"content-type")):
             return None  # missing, not JSON or not sent as JSON: the route says which
         if route == EVALUATE:
@@ -304,42 +305,51 @@ class EvaluationFastPath:
                 _current(bound, environment), bound.client_view, environment, context,
                 client=client)
             raw = evaluation.evaluations_out_json(payload)
-        return _Answer(200, raw, [_length(raw), _JSON_HEADER])
+        return 200, raw, [_length(raw), _JSON_HEADER]
 
-    def _finish(self, bound: _Bound, headers: dict[bytes, bytes], answer: _Answer) -> str:
+    def _finish(
+        self, bound: _Bound, headers: dict[bytes, bytes], answer_headers: list[tuple[bytes, bytes]],
+    ) -> str:
         """Add what the layers in front of the routes add to an answer's headers: CORS for an
         allowed origin, the request id (returned)."""
-        origin = _text(headers.get(b"origin"))
-        if origin is not None and bound.policy.origin_known(origin):
-            answer.headers += self._cors_headers(origin)
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            if bound.policy.origin_known(text):
+                answer_headers += self._cors_headers(text)
         given = headers.get(REQUEST_ID_HEADER)
         request_id = new_request_id() if given is None else request_id_from(given)
-        answer.headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        answer_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
         return request_id
 
     def _account(
-        self, bound: _Bound, scope: Scope, answer: _Answer, started: float, route: str,
+        self, bound: _Bound, scope: Scope, status: int, started: float, route: str,
         request_id: str,
     ) -> None:
         """Count the answer sent (and log it if the access-log policy says so)."""
         elapsed = time.perf_counter() - started
-        self._histogram(bound, route, answer.status).observe(elapsed)
-        if self.access_log.logs(scope["path"], answer.status):
+        account = self._accounts.get((route, status))
+        if account is None:
+            account = self._account_of(bound, route, status)
+        series, logs = account
+        series.observe(elapsed)
+        if logs:
             token = request_id_var.set(request_id)
             try:
-                log_request("POST", scope["path"], answer.status, round(elapsed * 1000, 2))
+                log_request("POST", scope["path"], status, round(elapsed * 1000, 2))
             finally:
                 request_id_var.reset(token)
 
-    def _histogram(self, bound: _Bound, route: str, status: int) -> Any:
-        # The series the latency middleware observes for the same route; a POST to an
-        # evaluation route commits nothing, so there is no write to announce.
-        child = self._latency.get((route, status))
-        if child is None:
-            child = bound.metrics.request_latency.labels(
-                method="POST", route=route, status=str(status))
-            self._latency[(route, status)] = child
-        return child
+    def _account_of(self, bound: _Bound, route: str, status: int) -> tuple[Any, bool]:
+        # The series the latency middleware observes for the same route (a POST to an
+        # evaluation route commits nothing, so there is no write to announce), and the access
+        # log's decision, which for these routes depends on the status alone: every path of
+        # a route is an SDK route when its template is.
+        account = (bound.metrics.request_latency.labels(method="POST", route=route,
+                                                        status=str(status)),
+                   self.access_log.logs(route, status))
+        self._accounts[(route, status)] = account
+        return account
 
     def _cors_headers(self, origin: str) -> list[tuple[bytes, bytes]]:
         # The same few origins ask again and again; an origin's headers never change.
@@ -395,7 +405,7 @@ def _text(value: bytes | None) -> str | None:
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:
-    return (b"content-length", str(len(body)).encode())
+    return (b"content-length", b"%d" % len(body))
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

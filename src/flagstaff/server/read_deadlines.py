@@ -19,23 +19,29 @@ TICK_SECONDS = 0.25
 
 
 class ReadDeadlines:
-    def __init__(self, *, tick_seconds: float = TICK_SECONDS) -> None:
+    """The body reads of one event loop (given, not looked up: under Python 3.11 each look-up
+    of the running loop is a ``getpid`` system call, and a read made three)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, tick_seconds: float = TICK_SECONDS,
+                 ) -> None:
+        self.loop = loop
         self._tick_seconds = tick_seconds
         self._waiting: dict[asyncio.Task[Any], float] = {}
         self._expired: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def deadline(self, seconds: float) -> float:
+        """The deadline ``seconds`` from now, on the loop's clock."""
+        return self.loop.time() + seconds
 
     async def receive(self, receive: Receive, deadline: float) -> Message | None:
         """The next message, or None when ``deadline`` (the loop's clock) passed first."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         if task is None:  # not in a task: nothing to cancel, so no deadline to keep
             return await receive()
-        loop = asyncio.get_running_loop()
         self._waiting[task] = deadline
-        if self._timer is None or self._loop is not loop:
-            self._loop = loop
-            self._timer = loop.call_later(self._tick_seconds, self._check)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._tick_seconds, self._check)
         try:
             return await receive()
         except asyncio.CancelledError:
@@ -49,12 +55,11 @@ class ReadDeadlines:
             self._expired.discard(task)
 
     def _check(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
+        now = self.loop.time()
         for task, deadline in list(self._waiting.items()):
             if deadline <= now:
                 del self._waiting[task]
                 self._expired.add(task)
                 task.cancel()
-        self._timer = loop.call_later(self._tick_seconds, self._check) if self._waiting else None
+        self._timer = (self.loop.call_later(self._tick_seconds, self._check)
+                       if self._waiting else None)
