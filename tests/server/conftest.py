@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from flagstaff.server.app import create_app
+from flagstaff.server.coalesced_writes import HTTP_PROTOCOL
 from flagstaff.server.settings import Settings
 
 ADMIN_SECRET = "fsm_test-bootstrap-admin-secret-0123456789abcdef"
@@ -86,10 +87,12 @@ def tokens(client: TestClient) -> Tokens:
 
 
 class LiveServer:
-    """uvicorn serving an app in a thread on a free port; stopped by ``close``."""
+    """uvicorn serving an app in a thread on a free port, with the server's HTTP protocol;
+    stopped by ``close``."""
 
     def __init__(self, app: FastAPI, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on",
+                                http=HTTP_PROTOCOL)
         self.server = uvicorn.Server(config)
         self.url = f"http://127.0.0.1:{port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -10,6 +10,7 @@ from flagstaff.realtime import stream_settings
 from flagstaff.realtime.memory import tune_allocator
 from flagstaff.relay.app import create_relay_app
 from flagstaff.relay.service import RelayConfig
+from flagstaff.server.coalesced_writes import HTTP_PROTOCOL
 from flagstaff.server.listen import bind
 from flagstaff.server.logging_setup import configure_logging
 
@@ -27,7 +28,7 @@ def run(config: RelayConfig, *, host: str = "127.0.0.1", port: int = 8401,
         "relay listening on http://%s:%d, upstream %s", host, port, config.upstream or "none")
     try:
         server = uvicorn.Config(create_relay_app(config), host=host, port=port, log_config=None,
-                                access_log=False)
+                                access_log=False, http=HTTP_PROTOCOL)
         uvicorn.Server(server).run(sockets=[sock])
     finally:
         sock.close()

@@ -10,16 +10,24 @@ becomes the parent: it binds the port, migrates the database and does the first-
 share the bound socket and skip those duties.  Each worker follows the change log like a replica
 (its own change feed, snapshot cache and streams); the parent restarts a worker that dies, and
 a worker whose parent died stops by itself.
+
+A serving process moves what its startup built (modules, routes, models, caches) out of the
+garbage collector's sight once startup is done (:func:`settle_after_startup`): those objects
+live as long as the process, and every full collection would otherwise walk them all again.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +36,7 @@ from uvicorn.supervisors import Multiprocess
 from flagstaff.realtime import stream_settings
 from flagstaff.realtime.memory import tune_allocator
 from flagstaff.server.app import create_app, first_start_duties
+from flagstaff.server.coalesced_writes import HTTP_PROTOCOL
 from flagstaff.server.listen import CannotListen, bind
 from flagstaff.server.logging_setup import configure_logging
 from flagstaff.server.settings import Settings
@@ -58,8 +67,8 @@ def run(settings: Settings | None = None) -> None:
         else:
             # log_config=None keeps our JSON handlers instead of uvicorn's default text logging.
             config = uvicorn.Config(
-                create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False,
+                settle_after_startup(create_app(settings)), host=settings.host,
+                port=settings.port, log_config=None, access_log=False, http=HTTP_PROTOCOL,
             )
             uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -76,7 +85,7 @@ def _run_workers(settings: Settings, sock: socket.socket) -> None:
     config = uvicorn.Config(
         "flagstaff.server.main:worker_app", factory=True, host=settings.host,
         port=settings.port, workers=settings.worker_count, log_config=None, access_log=False,
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        http=HTTP_PROTOCOL, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
     Multiprocess(config, sockets=[sock]).run()
 
@@ -90,7 +99,26 @@ def worker_app() -> FastAPI:
     threading.Thread(
         target=_stop_with_parent, args=(os.getppid(),), daemon=True, name="flagstaff-parent"
     ).start()
-    return create_app(settings, first_start=False)
+    return settle_after_startup(create_app(settings, first_start=False))
+
+
+def settle_after_startup(app: FastAPI) -> FastAPI:
+    """``app``, whose lifespan freezes the heap once startup is done: what exists then is the
+    process's for good, and no collection need walk it again.  Under evaluation load a started
+    server ran a full collection every several seconds, each walking some 165,000 objects
+    for 40 to 90 ms while every answer waited.  For serving processes only: frozen objects are never
+    collected, so an app started and stopped many times (tests) must not use it."""
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with started(app) as state:
+            gc.collect()  # what startup left as garbage is not kept for good
+            gc.freeze()
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def _tune_allocator(settings: Settings) -> None:
