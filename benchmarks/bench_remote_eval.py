@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_remote_eval.py [--seconds 10] [--rounds 5] [--connections 32]
 
 Servers under uvicorn, each pinned to CPU 0: a bare ASGI app answering every request with a
-fixed JSON body (the floor for Python on this machine), and ``python -m flagstaff.server``
+fixed JSON body (the floor for Python on this machine), the same app over the server's own
+HTTP protocol (one write per answer, ``server/coalesced_writes.py``), and
+``python -m flagstaff.server``
 (SQLite, 4 flags, a client-side key) for ``POST /ofrep/v1/evaluate/flags`` (bulk) and
 ``POST /ofrep/v1/evaluate/flags/{key}`` (single), once as served (the evaluation fast path on)
 and once with ``FLAGSTAFF_EVALUATION_FAST_PATH=false`` (through the framework's routes).  The
@@ -46,6 +48,11 @@ async def app(scope, receive, send):
                             (b"content-length", str(len(BODY)).encode())]})
     await send({"type": "http.response.body", "body": BODY})
 '''
+JOINED_FLOOR = (
+    "import sys, uvicorn\n"
+    "from flagstaff.server.coalesced_writes import HTTP_PROTOCOL\n"
+    "uvicorn.run('floor_app:app', port=int(sys.argv[1]), http=HTTP_PROTOCOL, access_log=False,"
+    " log_level='warning')\n")
 CONTEXT = json.dumps({"context": {"targetingKey": "user-42", "country": "NL"}}).encode()
 
 
@@ -119,6 +126,7 @@ def main() -> None:
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         floor_port, server_port, routes_port = free_port(), free_port(), free_port()
+        joined_port = free_port()
         (Path(tmp) / "floor_app.py").write_text(FLOOR_APP)
         token = "fsm_" + secrets.token_urlsafe(32)
         env = {**os.environ, "PYTHONPATH": tmp, "FLAGSTAFF_BOOTSTRAP_TOKEN": token,
@@ -127,10 +135,15 @@ def main() -> None:
         floor = start([sys.executable, "-m", "uvicorn", "floor_app:app", "--port",
                        str(floor_port), "--no-access-log", "--log-level", "warning"],
                       env, Path(tmp) / "floor.log", f"http://127.0.0.1:{floor_port}/")
+        # The same app over the server's own HTTP protocol (server/coalesced_writes.py): how
+        # much of the server's figure is that transport rather than its answers.
+        joined = start([sys.executable, "-c", JOINED_FLOOR, str(joined_port)], env,
+                       Path(tmp) / "joined.log", f"http://127.0.0.1:{joined_port}/")
+        # One worker: the server is pinned to one core (bench_workers.py measures more).
         server = start([sys.executable, "-m", "flagstaff.server", "--port", str(server_port),
-                        "--database-url", database],
+                        "--workers", "1", "--database-url", database],
                        env, Path(tmp) / "server.log", f"http://127.0.0.1:{server_port}/health")
-        processes = [floor, server]
+        processes = [floor, joined, server]
         try:
             admin = httpx.Client(base_url=f"http://127.0.0.1:{server_port}", timeout=30,
                                  headers={"Authorization": f"Bearer {token}"})
@@ -147,13 +160,14 @@ def main() -> None:
             # The same database through the framework's routes only.
             processes.append(start(
                 [sys.executable, "-m", "flagstaff.server", "--port", str(routes_port),
-                 "--database-url", database],
+                 "--workers", "1", "--database-url", database],
                 {**env, "FLAGSTAFF_EVALUATION_FAST_PATH": "false"}, Path(tmp) / "routes.log",
                 f"http://127.0.0.1:{routes_port}/health"))
             auth = f"Authorization: Bearer {key}\r\n"
             bulk, single = "/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags/flag-0"
-            routes = processes[2]
+            routes = processes[3]
             targets = [("bare ASGI (floor)", floor, floor_port, "/", ""),
+                       ("bare ASGI, writes joined", joined, joined_port, "/", ""),
                        ("OFREP bulk (4 flags)", server, server_port, bulk, auth),
                        ("OFREP single", server, server_port, single, auth),
                        ("OFREP bulk, routes only", routes, routes_port, bulk, auth),
@@ -174,10 +188,12 @@ def main() -> None:
             after = load_average()
             floor_rps = totals[targets[0][0]][0] / totals[targets[0][0]][1]
             ratios = {name: totals[name][0] / totals[name][1] / floor_rps for name, *_ in targets}
+            joined_rps = totals[targets[1][0]][0] / totals[targets[1][0]][1]
             for name, *_ in targets:
                 count, took, latencies, errors = totals[name]
                 rps = count / took
                 rows.append([name, f"{rps:,.0f}", f"{rps / floor_rps * 100:.0f} %",
+                             f"{rps / joined_rps * 100:.0f} %",
                              f"{statistics.median(latencies) * 1000:.1f}",
                              f"{pct(latencies, 0.99) * 1000:.1f}",
                              f"{cpu[name] / count * 1e6:.0f}", str(errors)])
@@ -191,6 +207,10 @@ def main() -> None:
         f"{args.connections} keep-alive connections, {args.seconds:g} s per target in "
         f"{args.rounds} interleaved rounds (every target once per round; 1 s of warm-up each first). "
         "\"Routes only\" is the same server with `FLAGSTAFF_EVALUATION_FAST_PATH=false`. "
+        "The server writes each answer's head and body in one system call "
+        "(`server/coalesced_writes.py`), where plain uvicorn makes two; \"writes joined\" is the "
+        "floor's app over that same transport, and the column beside the ratio to the floor is "
+        "the ratio to it: what the answers themselves cost. "
         "Targets: OFREP bulk >= 50 % and single >= 60 % of the floor. The machine is shared "
         f"(load average, 1 min: {before} before, {after} after, on {os.cpu_count()} cores), so "
         "absolute figures vary from run to run. The ratio varies too: sharing its core slows the "
@@ -198,7 +218,7 @@ def main() -> None:
         "one; the server's CPU time per request (from /proc) is the figure least sensitive to "
         "other work. The load generator is Python "
         "(wrk is not installed), so it, not the server, may bound the floor's figure.\n\n"
-        + table(HEADERS, rows) + "\n\n" + verdict(ratios[targets[1][0]], ratios[targets[2][0]]))
+        + table(HEADERS, rows) + "\n\n" + verdict(ratios[targets[2][0]], ratios[targets[3][0]]))
     print(markdown)
     if not args.no_write:
         write_section("remote-evaluation", markdown)
@@ -212,8 +232,8 @@ def verdict(bulk: float, single: float) -> str:
     return f"Targets in this run: {one('bulk', bulk, 0.5)}; {one('single', single, 0.6)}."
 
 
-HEADERS = ["target", "requests/s", "of floor", "p50 ms", "p99 ms", "server CPU µs/request",
-           "non-200"]
+HEADERS = ["target", "requests/s", "of floor", "of joined floor", "p50 ms", "p99 ms",
+           "server CPU µs/request", "non-200"]
 
 
 if __name__ == "__main__":
