@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ class Events:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(url, headers or {}), daemon=True)
         self._opened = threading.Event()
+        self._socket: socket.socket | None = None
         self._thread.start()
         assert self._opened.wait(10), "the stream did not open"
 
@@ -37,6 +40,7 @@ class Events:
             with self._client.stream("GET", url, headers=headers) as response:
                 self.status = response.status_code
                 self.response_headers = dict(response.headers)
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self._opened.set()
                 block: dict[str, str] = {}
                 for line in response.iter_lines():
@@ -79,6 +83,11 @@ class Events:
 
     def close(self) -> None:
         self._stop.set()
+        if self._socket is not None:
+            # The reading thread waits in recv(), which closing the client does not wake: the
+            # server would hold the stream (and its shutdown) until the next keepalive.
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._client.close()
 
 

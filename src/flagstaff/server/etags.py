@@ -34,5 +34,7 @@ def none_match(header: str | None, current: str) -> bool:
     """True when ``If-None-Match`` already names ``current`` (answer 304)."""
     if header is None:
         return False
+    if header == current:
+        return True  # the usual: the tag of the last answer, sent back as it came
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     return "*" in tags or current in tags

@@ -6,7 +6,7 @@ was the framework around it: ten middleware layers, each with its own wrappers, 
 dependency solving and request models.  :class:`EvaluationFastPath`, in front of the whole app
 (the framework's own outer layers included), takes ``POST`` on the evaluation routes (OFREP single and bulk, ``/evaluate``,
 ``/evaluate/all``) and answers those it can answer entirely from memory, with the functions the
-routes use (:mod:`flagstaff.server.evaluation`, ``server/browser/guard.py``): the key from the
+routes use (:mod:`flagstaff.server.evaluation`, ``browser/guard.py``): the key from the
 token cache, the origin and secure-mode checks, the body within its size, time and structure
 limits, the snapshot from the change-fed cache, the bulk ETag and 304.  It also does what the
 layers it passes by do for such an answer: the ``X-Request-ID`` header, CORS headers, the
@@ -41,12 +41,13 @@ import anyio.to_thread
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flagstaff.browser import guard
 from flagstaff.browser.cors import cors_headers
 from flagstaff.errors import FlagstaffError
 from flagstaff.numerals import ascii_int
 from flagstaff.server import evaluation
 from flagstaff.server.browser.access import AccessPolicy
-from flagstaff.server.browser.guard import check_origin_of, checked_context_of
+from flagstaff.server.browser.guard import checked_context_of
 from flagstaff.server.etags import none_match
 from flagstaff.server.known_keys import Caller, KnownKeys
 from flagstaff.server.limits import BODY_DEADLINE_KEY, NOT_PARSED, RequestLimits, parse_checked_body
@@ -64,6 +65,7 @@ from flagstaff.server.ratelimit import client_ip
 from flagstaff.server.read_deadlines import ReadDeadlines
 
 if TYPE_CHECKING:
+    from flagstaff.browser.cors import RefusalLog
     from flagstaff.browser.visibility import ClientView
     from flagstaff.server.browser.eventstream import OfrepStreams
     from flagstaff.server.ratelimit import AuthFailureLimiter
@@ -98,6 +100,7 @@ class _Bound:
     """What this layer reads of the app's state, bound once per lifespan."""
 
     policy: AccessPolicy
+    refusals: RefusalLog
     failures: AuthFailureLimiter
     snapshots: SnapshotCache
     client_view: ClientView
@@ -184,7 +187,7 @@ class EvaluationFastPath:
         state = self.state
         try:
             bound = _Bound(
-                policy=state.access_policy,
+                policy=state.access_policy, refusals=state.cors_refusals,
                 failures=state.auth_failure_limiter, snapshots=state.snapshots,
                 client_view=state.client_view, ofrep_streams=state.ofrep_streams,
                 installation=state.installation_id, metrics=state.realtime.metrics,
@@ -255,7 +258,6 @@ class EvaluationFastPath:
         error, parsed = parse_checked_body(body, self.limits)
         if error is not None:
             return None
-        state = self.state
         origin = _text(headers.get(b"origin"))
         path = scope["path"]
         principal, client = caller.principal, caller.client
@@ -270,7 +272,8 @@ class EvaluationFastPath:
             if environment is None:
                 return None  # no environment of its own: the route says why
             if origin is not None:  # requests without one are not from a page
-                check_origin_of(state, origin, path, principal, environment)
+                guard.check_origin(bound.policy, bound.refusals, origin=origin, path=path,
+                                   key=caller.key, environment=environment)
             context = checked_context_of(bound.policy, principal, environment, context)
             cached = _current(bound, environment)
             if key is not None:
@@ -291,7 +294,8 @@ class EvaluationFastPath:
         if route == EVALUATE:
             one = EvaluateIn.model_validate(parsed, from_attributes=True)
             environment = evaluation.environment_for(principal, one.environment)
-            check_origin_of(state, origin, path, principal, environment)
+            guard.check_origin(bound.policy, bound.refusals, origin=origin, path=path,
+                               key=caller.key, environment=environment)
             context = checked_context_of(bound.policy, principal, environment, one.context)
             payload = evaluation.evaluate_one(
                 _current(bound, environment).snapshot, one, context, client=client)
@@ -299,7 +303,8 @@ class EvaluationFastPath:
         else:
             every = EvaluateAllIn.model_validate(parsed, from_attributes=True)
             environment = evaluation.environment_for(principal, every.environment)
-            check_origin_of(state, origin, path, principal, environment)
+            guard.check_origin(bound.policy, bound.refusals, origin=origin, path=path,
+                               key=caller.key, environment=environment)
             context = checked_context_of(bound.policy, principal, environment, every.context)
             payload = evaluation.evaluate_all(
                 _current(bound, environment), bound.client_view, environment, context,

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flagstaff.browser.guard import SdkKey
 from flagstaff.errors import FlagstaffError
 from flagstaff.server import evaluation
 from flagstaff.server.auth import SDK_CLIENT, Principal, principal_from
+from flagstaff.server.browser.guard import sdk_key_of
 from flagstaff.server.token_cache import CacheEntry, TokenCache, digest_of
 
 MAX_KEYS = 10_000  # keys remembered; beyond it the memo starts over
@@ -28,6 +30,7 @@ class Caller:
     principal: Principal
     client: bool
     environment: str | None  # its OFREP environment; None: the route says why it has none
+    key: SdkKey  # as the browser checks name it
 
     @classmethod
     def of(cls, entry: CacheEntry) -> Caller:
@@ -36,7 +39,8 @@ class Caller:
             environment: str | None = evaluation.environment_for(principal, None)
         except FlagstaffError:
             environment = None
-        return cls(entry, principal, principal.kind == SDK_CLIENT, environment)
+        return cls(entry, principal, principal.kind == SDK_CLIENT, environment,
+                   sdk_key_of(principal))
 
 
 class KnownKeys:
