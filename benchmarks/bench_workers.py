@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_section
-from bench_remote_eval import cpu_seconds, load
+from bench_remote_eval import cpu_seconds, load, post
 from bench_stream import Server, pct
 
 BULK = "/ofrep/v1/evaluate/flags"
@@ -36,8 +36,9 @@ BULK = "/ofrep/v1/evaluate/flags"
 def probe(port: int, key: str, connections: int, seconds: float) -> None:
     """Runs in the load-generator process; prints requests/s and per-request latencies."""
     auth = f"Authorization: Bearer {key}\r\n"
-    asyncio.run(load(port, BULK, auth, 1.0, connections))  # warm-up: every worker busy
-    count, took, latencies, errors = asyncio.run(load(port, BULK, auth, seconds, connections))
+    mix = [(post(BULK, auth), 200)]
+    asyncio.run(load(port, mix, 1.0, connections))  # warm-up: every worker busy
+    count, took, latencies, errors = asyncio.run(load(port, mix, seconds, connections))
     print(json.dumps({"rate": count / took, "latencies": latencies, "errors": errors}))
 
 
