@@ -155,7 +155,7 @@ def ofrep_bulk(
     if hit is not None:
         return hit[1], hit[2]
     raw, tag = _bulk_body(keys, details, client, event_streams, installation, memo)
-    if not any(d.error_code is not None for d in details):  # all shared, so recurring
+    if all(d.error_code is None for d in details):  # all shared, so recurring
         memo.keep_body(slot, (event_streams, *details), raw, tag)
     return raw, tag
 
